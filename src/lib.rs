@@ -1,0 +1,11 @@
+//! lifebuoy: peer-to-peer remote support over pinned QUIC.
+//!
+//! The wire protocol lives in the `lifebuoy-proto` crate and does no I/O;
+//! this crate holds the shells that do: identities on disk, pinned TLS, the
+//! QUIC endpoint, and the session both roles use.
+
+pub mod config;
+pub mod net;
+pub mod session;
+
+pub use lifebuoy_proto as proto;

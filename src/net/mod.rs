@@ -1,0 +1,11 @@
+//! Networking: identities, pinned TLS, QUIC transport settings, endpoints.
+
+pub mod endpoint;
+pub mod identity;
+pub mod pin;
+pub mod tls;
+pub mod transport;
+
+pub use endpoint::{make_endpoint, EndpointError};
+pub use identity::{Identity, IdentityError};
+pub use pin::{ClientPolicy, Observed, PeerClientVerifier, PinnedServerVerifier};
