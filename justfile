@@ -1,0 +1,34 @@
+# lifebuoy: the recipes people run. `just --list` shows them.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Fuzz seconds per target for `just fuzz`.
+fuzz_seconds := "120"
+
+default:
+    @just --list
+
+# Install the system packages lifebuoy and its tests need (Debian/Ubuntu; idempotent).
+setup:
+    scripts/setup
+
+# The whole product on this machine.
+demo: setup
+    cargo run --release --quiet -- demo
+
+# Formatting, lints, and every test.
+test: setup
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo test --workspace
+
+# Benchmarks (criterion); numbers go to docs/performance.md.
+bench:
+    cargo bench --bench handshake
+
+# Fuzz every protocol decoder for {{fuzz_seconds}} s each (needs nightly; installs cargo-fuzz).
+fuzz:
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+    cd proto/fuzz && for t in $(cargo +nightly fuzz list); do \
+        cargo +nightly fuzz run "$t" -- -max_total_time={{fuzz_seconds}} -rss_limit_mb=1024 2>&1 \
+        | grep -E '^(Done|==|SUMMARY)|stat::number_of_executed_units' || true; done

@@ -1,0 +1,10 @@
+//! Input stream messages.
+#![no_main]
+
+use lifebuoy_proto::input::Input;
+use libfuzzer_sys::fuzz_target;
+
+#[path = "common.rs"]
+mod common;
+
+fuzz_target!(|data: &[u8]| common::check::<Input>(data));

@@ -1,0 +1,10 @@
+//! Screen stream messages.
+#![no_main]
+
+use lifebuoy_proto::screen::Screen;
+use libfuzzer_sys::fuzz_target;
+
+#[path = "common.rs"]
+mod common;
+
+fuzz_target!(|data: &[u8]| common::check::<Screen>(data));
