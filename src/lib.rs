@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod net;
+pub mod rendezvous;
 pub mod session;
 
 pub use lifebuoy_proto as proto;
