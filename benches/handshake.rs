@@ -17,23 +17,11 @@ use lifebuoy::session::{LocalSide, Session};
 fn side(role: Role) -> (LocalSide, quinn::Endpoint) {
     let identity = Arc::new(Identity::generate("bench").unwrap());
     let endpoint = make_endpoint("127.0.0.1:0".parse().unwrap(), Some(&identity)).unwrap();
-    (
-        LocalSide {
-            identity,
-            role,
-            name: "bench".into(),
-            capabilities: Capabilities::default(),
-        },
-        endpoint,
-    )
+    (LocalSide { identity, role, name: "bench".into(), capabilities: Capabilities::default() }, endpoint)
 }
 
 fn handshake(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let _guard = rt.enter();
     let (viewer, viewer_ep) = side(Role::Viewer);
     let (agent, agent_ep) = side(Role::Agent);
@@ -48,10 +36,8 @@ fn handshake(c: &mut Criterion) {
                     let incoming = viewer_ep.accept().await.unwrap();
                     Session::accept(incoming, &viewer, agent_pin).await.unwrap()
                 };
-                let (v, a) = tokio::join!(
-                    accept,
-                    Session::connect(&agent_ep, viewer_addr, &agent, viewer_pin)
-                );
+                let (v, a) =
+                    tokio::join!(accept, Session::connect(&agent_ep, viewer_addr, &agent, viewer_pin));
                 let a = a.unwrap();
                 assert_eq!(a.peer.code, v.peer.code);
                 a.link.close(lifebuoy::proto::close::CloseCode::Ended, "");
@@ -64,19 +50,13 @@ fn handshake(c: &mut Criterion) {
             rt.block_on(async {
                 let (cc, _) = client_config(&agent.identity, viewer_pin, ALPN_PEER).unwrap();
                 let (sc, _) =
-                    server_config(&viewer.identity, ClientPolicy::Pinned(agent_pin), ALPN_PEER)
-                        .unwrap();
+                    server_config(&viewer.identity, ClientPolicy::Pinned(agent_pin), ALPN_PEER).unwrap();
                 let accept = async {
                     let incoming = viewer_ep.accept().await.unwrap();
                     incoming.accept_with(Arc::new(sc)).unwrap().await.unwrap()
                 };
-                let connect = async {
-                    agent_ep
-                        .connect_with(cc, viewer_addr, SERVER_NAME)
-                        .unwrap()
-                        .await
-                        .unwrap()
-                };
+                let connect =
+                    async { agent_ep.connect_with(cc, viewer_addr, SERVER_NAME).unwrap().await.unwrap() };
                 let (v, a) = tokio::join!(accept, connect);
                 a.close(0u32.into(), b"");
                 v.close(0u32.into(), b"");

@@ -11,9 +11,7 @@ pub const CONFIG_DIR_ENV: &str = "LIFEBUOY_CONFIG_DIR";
 pub fn config_dir(explicit: Option<PathBuf>) -> Option<PathBuf> {
     explicit
         .or_else(|| std::env::var_os(CONFIG_DIR_ENV).map(PathBuf::from))
-        .or_else(|| {
-            directories::ProjectDirs::from("", "", "lifebuoy").map(|d| d.config_dir().to_owned())
-        })
+        .or_else(|| directories::ProjectDirs::from("", "", "lifebuoy").map(|d| d.config_dir().to_owned()))
 }
 
 /// File name of the technician's key in the config directory.

@@ -16,10 +16,7 @@ use lifebuoy::proto::Role;
 use lifebuoy::session::{LocalSide, Session};
 
 pub fn run() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(demo())
 }
 
@@ -36,18 +33,11 @@ async fn demo() -> anyhow::Result<()> {
         name: "Kunde 4711".into(),
         capabilities: Capabilities::default(),
     };
-    let viewer_ep =
-        make_endpoint("127.0.0.1:0".parse()?, Some(&viewer.identity)).context("viewer socket")?;
+    let viewer_ep = make_endpoint("127.0.0.1:0".parse()?, Some(&viewer.identity)).context("viewer socket")?;
     let agent_ep = make_endpoint("127.0.0.1:0".parse()?, None).context("agent socket")?;
     let viewer_addr = viewer_ep.local_addr()?;
-    println!(
-        "viewer  {}  on {viewer_addr}",
-        viewer.identity.fingerprint()
-    );
-    println!(
-        "agent   {}  (fresh key, never stored)",
-        agent.identity.fingerprint()
-    );
+    println!("viewer  {}  on {viewer_addr}", viewer.identity.fingerprint());
+    println!("agent   {}  (fresh key, never stored)", agent.identity.fingerprint());
 
     let agent_pin = agent.identity.fingerprint();
     let accept = {
@@ -59,13 +49,8 @@ async fn demo() -> anyhow::Result<()> {
         })
     };
     let started = Instant::now();
-    let mut agent_session = Session::connect(
-        &agent_ep,
-        viewer_addr,
-        &agent,
-        viewer.identity.fingerprint(),
-    )
-    .await?;
+    let mut agent_session =
+        Session::connect(&agent_ep, viewer_addr, &agent, viewer.identity.fingerprint()).await?;
     let agent_ready = started.elapsed();
     let mut viewer_session = accept.await??;
     let viewer_ready = started.elapsed();
@@ -76,22 +61,10 @@ async fn demo() -> anyhow::Result<()> {
         viewer_ready.as_secs_f64() * 1e3,
         agent_session.link.rtt().as_secs_f64() * 1e3
     );
-    println!(
-        "verification code  agent: {}   viewer: {}",
-        agent_session.peer.code, viewer_session.peer.code
-    );
-    anyhow::ensure!(
-        agent_session.peer.code == viewer_session.peer.code,
-        "codes differ"
-    );
+    println!("verification code  agent: {}   viewer: {}", agent_session.peer.code, viewer_session.peer.code);
+    anyhow::ensure!(agent_session.peer.code == viewer_session.peer.code, "codes differ");
 
-    agent_session
-        .control
-        .tx
-        .send(&Control::Clipboard {
-            text: "Grüße vom Kunden".into(),
-        })
-        .await?;
+    agent_session.control.tx.send(&Control::Clipboard { text: "Grüße vom Kunden".into() }).await?;
     if let Some(Control::Clipboard { text }) = viewer_session.control.rx.recv().await? {
         println!("viewer received over the control stream: {text:?}");
     }

@@ -113,23 +113,14 @@ async fn probe(conn: quinn::Connection) -> Raw {
         tokio::select! { _ = receiver => (), _ = sender => () }
     })
     .await;
-    Raw {
-        established: true,
-        received: received.load(std::sync::atomic::Ordering::SeqCst),
-    }
+    Raw { established: true, received: received.load(std::sync::atomic::Ordering::SeqCst) }
 }
 
 async fn raw_client(side: &Side, to: &Side, config: quinn::ClientConfig) -> Raw {
-    let connecting = side
-        .endpoint
-        .connect_with(config, to.addr(), SERVER_NAME)
-        .unwrap();
+    let connecting = side.endpoint.connect_with(config, to.addr(), SERVER_NAME).unwrap();
     match connecting.await {
         Ok(conn) => probe(conn).await,
-        Err(_) => Raw {
-            established: false,
-            received: 0,
-        },
+        Err(_) => Raw { established: false, received: 0 },
     }
 }
 
@@ -137,10 +128,7 @@ async fn raw_server(side: &Side, config: quinn::ServerConfig) -> Raw {
     let incoming = side.endpoint.accept().await.unwrap();
     match incoming.accept_with(Arc::new(config)).unwrap().await {
         Ok(conn) => probe(conn).await,
-        Err(_) => Raw {
-            established: false,
-            received: 0,
-        },
+        Err(_) => Raw { established: false, received: 0 },
     }
 }
 
@@ -151,8 +139,7 @@ fn quinn_client(tls: rustls::ClientConfig) -> quinn::ClientConfig {
 }
 
 fn quinn_server(tls: rustls::ServerConfig) -> quinn::ServerConfig {
-    let mut c =
-        quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls).unwrap()));
+    let mut c = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls).unwrap()));
     c.transport_config(Arc::new(transport_config()));
     c
 }
@@ -167,14 +154,8 @@ struct CopiedCertificate(Arc<CertifiedKey>);
 
 impl CopiedCertificate {
     fn new(cert: &Identity, signer: &Identity) -> Arc<Self> {
-        let key = provider()
-            .key_provider
-            .load_private_key(signer.private_key())
-            .unwrap();
-        Arc::new(CopiedCertificate(Arc::new(CertifiedKey::new(
-            vec![cert.certificate().clone()],
-            key,
-        ))))
+        let key = provider().key_provider.load_private_key(signer.private_key()).unwrap();
+        Arc::new(CopiedCertificate(Arc::new(CertifiedKey::new(vec![cert.certificate().clone()], key))))
     }
 }
 
@@ -197,63 +178,29 @@ impl rustls::client::ResolvesClientCert for CopiedCertificate {
 #[tokio::test]
 async fn handshake_succeeds_with_correct_pins_and_streams_flow() {
     let (viewer, agent) = (viewer(), agent());
-    let (v, a) = tokio::join!(
-        viewer.accept(agent.fp()),
-        agent.connect(&viewer, viewer.fp())
-    );
+    let (v, a) = tokio::join!(viewer.accept(agent.fp()), agent.connect(&viewer, viewer.fp()));
     let (mut v, mut a) = (v.unwrap(), a.unwrap());
 
     assert_eq!(a.peer.fingerprint, viewer.fp());
     assert_eq!(v.peer.fingerprint, agent.fp());
     assert_eq!(a.peer.hello.role, Role::Viewer);
     assert_eq!(v.peer.hello.name, "lifebuoy agent");
-    assert_eq!(
-        a.peer.code, v.peer.code,
-        "both people must read the same code"
-    );
+    assert_eq!(a.peer.code, v.peer.code, "both people must read the same code");
 
     // Control both ways.
-    a.control
-        .tx
-        .send(&Control::Clipboard {
-            text: "vom Kunden".into(),
-        })
-        .await
-        .unwrap();
-    v.control
-        .tx
-        .send(&Control::SelectMonitor { id: 0 })
-        .await
-        .unwrap();
-    assert_eq!(
-        v.control.rx.recv().await.unwrap(),
-        Some(Control::Clipboard {
-            text: "vom Kunden".into()
-        })
-    );
-    assert_eq!(
-        a.control.rx.recv().await.unwrap(),
-        Some(Control::SelectMonitor { id: 0 })
-    );
+    a.control.tx.send(&Control::Clipboard { text: "vom Kunden".into() }).await.unwrap();
+    v.control.tx.send(&Control::SelectMonitor { id: 0 }).await.unwrap();
+    assert_eq!(v.control.rx.recv().await.unwrap(), Some(Control::Clipboard { text: "vom Kunden".into() }));
+    assert_eq!(a.control.rx.recv().await.unwrap(), Some(Control::SelectMonitor { id: 0 }));
 
     // A screen update from the agent, input from the viewer.
-    let update = Screen::Update(ScreenUpdate {
-        seq: 1,
-        monitor: 0,
-        width: 64,
-        height: 64,
-        data: vec![9; 5000],
-    });
+    let update =
+        Screen::Update(ScreenUpdate { seq: 1, monitor: 0, width: 64, height: 64, data: vec![9; 5000] });
     let mut screen = a.link.open::<Screen>().await.unwrap();
     screen.send(&update).await.unwrap();
     screen.finish().unwrap();
     let mut input = v.link.open::<Input>().await.unwrap();
-    input
-        .send(&Input::Text {
-            text: "Grüße".into(),
-        })
-        .await
-        .unwrap();
+    input.send(&Input::Text { text: "Grüße".into() }).await.unwrap();
     match v.link.accept().await.unwrap() {
         IncomingStream::Screen(mut s) => {
             assert_eq!(s.recv().await.unwrap(), Some(update));
@@ -262,27 +209,18 @@ async fn handshake_succeeds_with_correct_pins_and_streams_flow() {
         other => panic!("expected a screen stream, got {other:?}"),
     }
     match a.link.accept().await.unwrap() {
-        IncomingStream::Input(mut s) => assert_eq!(
-            s.recv().await.unwrap(),
-            Some(Input::Text {
-                text: "Grüße".into()
-            })
-        ),
+        IncomingStream::Input(mut s) => {
+            assert_eq!(s.recv().await.unwrap(), Some(Input::Text { text: "Grüße".into() }))
+        }
         other => panic!("expected the input stream, got {other:?}"),
     }
     // Roles are enforced: a viewer cannot send screen updates.
-    assert!(matches!(
-        v.link.open::<Screen>().await,
-        Err(SessionError::UnexpectedStream)
-    ));
+    assert!(matches!(v.link.open::<Screen>().await, Err(SessionError::UnexpectedStream)));
 
     // Ending from the agent reaches the viewer with the reason.
     a.end(EndReason::CustomerEnded).await;
     match v.link.closed().await {
-        SessionError::PeerClosed {
-            code: CloseCode::Ended,
-            reason,
-        } => assert_eq!(reason, "CustomerEnded"),
+        SessionError::PeerClosed { code: CloseCode::Ended, reason } => assert_eq!(reason, "CustomerEnded"),
         other => panic!("unexpected end: {other}"),
     }
 }
@@ -290,10 +228,7 @@ async fn handshake_succeeds_with_correct_pins_and_streams_flow() {
 #[tokio::test]
 async fn verification_code_changes_with_either_key() {
     async fn code(viewer: &Side, agent: &Side) -> String {
-        let (v, a) = tokio::join!(
-            viewer.accept(agent.fp()),
-            agent.connect(viewer, viewer.fp())
-        );
+        let (v, a) = tokio::join!(viewer.accept(agent.fp()), agent.connect(viewer, viewer.fp()));
         let (v, a) = (v.unwrap(), a.unwrap());
         assert_eq!(v.peer.code, a.peer.code);
         a.peer.code.to_string()
@@ -308,15 +243,9 @@ async fn verification_code_changes_with_either_key() {
 #[tokio::test]
 async fn wrong_server_pin_is_refused_with_both_fingerprints_named() {
     let (viewer, agent, other) = (viewer(), agent(), Identity::generate("other").unwrap());
-    let (v, a) = tokio::join!(
-        viewer.accept(agent.fp()),
-        agent.connect(&viewer, other.fingerprint())
-    );
+    let (v, a) = tokio::join!(viewer.accept(agent.fp()), agent.connect(&viewer, other.fingerprint()));
     match a.unwrap_err() {
-        SessionError::WrongPeer {
-            expected,
-            presented,
-        } => {
+        SessionError::WrongPeer { expected, presented } => {
             assert_eq!(expected, other.fingerprint());
             assert_eq!(presented, viewer.fp());
         }
@@ -326,44 +255,19 @@ async fn wrong_server_pin_is_refused_with_both_fingerprints_named() {
 
     // Raw: the client with the wrong pin gets nothing, and sends nothing.
     let (config, _) = client_config(&agent.local.identity, other.fingerprint(), ALPN_PEER).unwrap();
-    let (server_config, _) = server_config(
-        &viewer.local.identity,
-        ClientPolicy::Pinned(agent.fp()),
-        ALPN_PEER,
-    )
-    .unwrap();
-    let (s, c) = tokio::join!(
-        raw_server(&viewer, server_config),
-        raw_client(&agent, &viewer, config)
-    );
-    assert_eq!(
-        c,
-        Raw {
-            established: false,
-            received: 0
-        }
-    );
-    assert_eq!(
-        s,
-        Raw {
-            established: false,
-            received: 0
-        }
-    );
+    let (server_config, _) =
+        server_config(&viewer.local.identity, ClientPolicy::Pinned(agent.fp()), ALPN_PEER).unwrap();
+    let (s, c) = tokio::join!(raw_server(&viewer, server_config), raw_client(&agent, &viewer, config));
+    assert_eq!(c, Raw { established: false, received: 0 });
+    assert_eq!(s, Raw { established: false, received: 0 });
 }
 
 #[tokio::test]
 async fn wrong_client_pin_is_refused_on_the_server() {
     let (viewer, agent, other) = (viewer(), agent(), Identity::generate("other").unwrap());
-    let (v, a) = tokio::join!(
-        viewer.accept(other.fingerprint()),
-        agent.connect(&viewer, viewer.fp())
-    );
+    let (v, a) = tokio::join!(viewer.accept(other.fingerprint()), agent.connect(&viewer, viewer.fp()));
     match v.unwrap_err() {
-        SessionError::WrongPeer {
-            expected,
-            presented,
-        } => {
+        SessionError::WrongPeer { expected, presented } => {
             assert_eq!(expected, other.fingerprint());
             assert_eq!(presented, agent.fp());
         }
@@ -371,32 +275,16 @@ async fn wrong_client_pin_is_refused_on_the_server() {
     }
     let a = a.unwrap_err();
     assert!(matches!(a, SessionError::Refused { .. }), "{a}");
-    assert!(
-        a.to_string().contains("refused this side's identity"),
-        "{a}"
-    );
+    assert!(a.to_string().contains("refused this side's identity"), "{a}");
 
     // Raw: TLS 1.3 lets the client finish its handshake, but it receives
     // nothing and the server accepts nothing.
     let (config, _) = client_config(&agent.local.identity, viewer.fp(), ALPN_PEER).unwrap();
-    let (server_config, _) = server_config(
-        &viewer.local.identity,
-        ClientPolicy::Pinned(other.fingerprint()),
-        ALPN_PEER,
-    )
-    .unwrap();
-    let (s, c) = tokio::join!(
-        raw_server(&viewer, server_config),
-        raw_client(&agent, &viewer, config)
-    );
+    let (server_config, _) =
+        server_config(&viewer.local.identity, ClientPolicy::Pinned(other.fingerprint()), ALPN_PEER).unwrap();
+    let (s, c) = tokio::join!(raw_server(&viewer, server_config), raw_client(&agent, &viewer, config));
     assert_eq!(c.received, 0);
-    assert_eq!(
-        s,
-        Raw {
-            established: false,
-            received: 0
-        }
-    );
+    assert_eq!(s, Raw { established: false, received: 0 });
 }
 
 #[tokio::test]
@@ -410,10 +298,7 @@ async fn client_without_certificate_is_refused() {
         .with_no_client_auth();
     let mut tls = tls;
     tls.alpn_protocols = vec![ALPN_PEER.to_vec()];
-    let (v, c) = tokio::join!(
-        viewer.accept(agent.fp()),
-        raw_client(&agent, &viewer, quinn_client(tls))
-    );
+    let (v, c) = tokio::join!(viewer.accept(agent.fp()), raw_client(&agent, &viewer, quinn_client(tls)));
     let v = v.unwrap_err();
     assert!(matches!(v, SessionError::NoPeerCertificate), "{v}");
     assert_eq!(c.received, 0);
@@ -424,32 +309,19 @@ async fn impostor_server_with_the_same_name_but_another_key_is_refused() {
     let (viewer, agent) = (viewer(), agent());
     // Same common name as the real technician, its own key.
     let impostor = Side::new(Role::Viewer, "Anna Technikerin");
-    let (i, a) = tokio::join!(
-        impostor.accept(agent.fp()),
-        agent.connect(&impostor, viewer.fp())
-    );
+    let (i, a) = tokio::join!(impostor.accept(agent.fp()), agent.connect(&impostor, viewer.fp()));
     match a.unwrap_err() {
-        SessionError::WrongPeer {
-            expected,
-            presented,
-        } => {
+        SessionError::WrongPeer { expected, presented } => {
             assert_eq!(expected, viewer.fp());
             assert_eq!(presented, impostor.fp());
         }
         e => panic!("unexpected error: {e}"),
     }
     assert!(i.is_err());
-    let (server_config, _) = server_config(
-        &impostor.local.identity,
-        ClientPolicy::Pinned(agent.fp()),
-        ALPN_PEER,
-    )
-    .unwrap();
+    let (server_config, _) =
+        server_config(&impostor.local.identity, ClientPolicy::Pinned(agent.fp()), ALPN_PEER).unwrap();
     let (config, _) = client_config(&agent.local.identity, viewer.fp(), ALPN_PEER).unwrap();
-    let (s, c) = tokio::join!(
-        raw_server(&impostor, server_config),
-        raw_client(&agent, &impostor, config)
-    );
+    let (s, c) = tokio::join!(raw_server(&impostor, server_config), raw_client(&agent, &impostor, config));
     assert_eq!((s.received, c.received), (0, 0));
     assert!(!c.established);
 }
@@ -458,15 +330,9 @@ async fn impostor_server_with_the_same_name_but_another_key_is_refused() {
 async fn impostor_client_with_the_same_name_but_another_key_is_refused() {
     let (viewer, agent) = (viewer(), agent());
     let impostor = Side::new(Role::Agent, "lifebuoy agent");
-    let (v, i) = tokio::join!(
-        viewer.accept(agent.fp()),
-        impostor.connect(&viewer, viewer.fp())
-    );
+    let (v, i) = tokio::join!(viewer.accept(agent.fp()), impostor.connect(&viewer, viewer.fp()));
     match v.unwrap_err() {
-        SessionError::WrongPeer {
-            expected,
-            presented,
-        } => {
+        SessionError::WrongPeer { expected, presented } => {
             assert_eq!(expected, agent.fp());
             assert_eq!(presented, impostor.fp());
         }
@@ -484,26 +350,15 @@ async fn copied_server_certificate_without_its_key_is_refused() {
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .unwrap()
-        .with_client_cert_verifier(lifebuoy::net::PeerClientVerifier::new(
-            ClientPolicy::Pinned(agent.fp()),
-        ))
+        .with_client_cert_verifier(lifebuoy::net::PeerClientVerifier::new(ClientPolicy::Pinned(agent.fp())))
         .with_cert_resolver(resolver);
     tls.alpn_protocols = vec![ALPN_PEER.to_vec()];
-    let (s, a) = tokio::join!(
-        raw_server(&thief, quinn_server(tls)),
-        agent.connect(&thief, viewer.fp())
-    );
+    let (s, a) = tokio::join!(raw_server(&thief, quinn_server(tls)), agent.connect(&thief, viewer.fp()));
     match a.unwrap_err() {
         SessionError::ForgedCertificate { presented } => assert_eq!(presented, viewer.fp()),
         e => panic!("unexpected error: {e}"),
     }
-    assert_eq!(
-        s,
-        Raw {
-            established: false,
-            received: 0
-        }
-    );
+    assert_eq!(s, Raw { established: false, received: 0 });
 }
 
 #[tokio::test]
@@ -518,10 +373,7 @@ async fn copied_client_certificate_without_its_key_is_refused() {
         .with_custom_certificate_verifier(PinnedServerVerifier::new(viewer.fp()))
         .with_client_cert_resolver(resolver);
     tls.alpn_protocols = vec![ALPN_PEER.to_vec()];
-    let (v, c) = tokio::join!(
-        viewer.accept(agent.fp()),
-        raw_client(&thief, &viewer, quinn_client(tls))
-    );
+    let (v, c) = tokio::join!(viewer.accept(agent.fp()), raw_client(&thief, &viewer, quinn_client(tls)));
     match v.unwrap_err() {
         SessionError::ForgedCertificate { presented } => assert_eq!(presented, agent.fp()),
         e => panic!("unexpected error: {e}"),
@@ -546,12 +398,7 @@ async fn peer_with_another_major_version_gets_a_clear_error_on_both_sides() {
     // An agent from the future: right key, right pin, protocol 2.
     let (config, _) = client_config(&agent.local.identity, viewer.fp(), ALPN_PEER).unwrap();
     let future_agent = async {
-        let conn = agent
-            .endpoint
-            .connect_with(config, viewer.addr(), SERVER_NAME)
-            .unwrap()
-            .await
-            .unwrap();
+        let conn = agent.endpoint.connect_with(config, viewer.addr(), SERVER_NAME).unwrap().await.unwrap();
         let (mut send, recv) = conn.open_bi().await.unwrap();
         let mut bytes = vec![StreamKind::Control.tag()];
         encode(&hello(Role::Agent, 2), &mut bytes).unwrap();
@@ -565,17 +412,11 @@ async fn peer_with_another_major_version_gets_a_clear_error_on_both_sides() {
     let (v, (their_version, closed)) = tokio::join!(viewer.accept(agent.fp()), future_agent);
     let v = v.unwrap_err();
     assert!(matches!(v, SessionError::Version(_)), "{v}");
-    assert!(
-        v.to_string().contains("2.0") && v.to_string().contains("1.0"),
-        "{v}"
-    );
+    assert!(v.to_string().contains("2.0") && v.to_string().contains("1.0"), "{v}");
     assert_eq!(their_version, ProtocolVersion::CURRENT);
     match closed {
         quinn::ConnectionError::ApplicationClosed(c) => {
-            assert_eq!(
-                c.error_code.into_inner(),
-                CloseCode::VersionMismatch.to_u32() as u64
-            );
+            assert_eq!(c.error_code.into_inner(), CloseCode::VersionMismatch.to_u32() as u64);
             assert!(String::from_utf8_lossy(&c.reason).contains("protocol 2.0"));
         }
         other => panic!("unexpected close: {other}"),
@@ -583,19 +424,11 @@ async fn peer_with_another_major_version_gets_a_clear_error_on_both_sides() {
 
     // A viewer from the future answering a current agent.
     let (viewer, agent) = (self::viewer(), self::agent());
-    let (server_config, _) = server_config(
-        &viewer.local.identity,
-        ClientPolicy::Pinned(agent.fp()),
-        ALPN_PEER,
-    )
-    .unwrap();
+    let (server_config, _) =
+        server_config(&viewer.local.identity, ClientPolicy::Pinned(agent.fp()), ALPN_PEER).unwrap();
     let future_viewer = async {
         let incoming = viewer.endpoint.accept().await.unwrap();
-        let conn = incoming
-            .accept_with(Arc::new(server_config))
-            .unwrap()
-            .await
-            .unwrap();
+        let conn = incoming.accept_with(Arc::new(server_config)).unwrap().await.unwrap();
         let (mut send, _recv) = conn.accept_bi().await.unwrap();
         let mut bytes = Vec::new();
         encode(&hello(Role::Viewer, 3), &mut bytes).unwrap();
@@ -611,10 +444,7 @@ async fn peer_with_another_major_version_gets_a_clear_error_on_both_sides() {
 #[tokio::test]
 async fn two_agents_cannot_form_a_session() {
     let (agent1, agent2) = (agent(), agent());
-    let (x, y) = tokio::join!(
-        agent1.accept(agent2.fp()),
-        agent2.connect(&agent1, agent1.fp())
-    );
+    let (x, y) = tokio::join!(agent1.accept(agent2.fp()), agent2.connect(&agent1, agent1.fp()));
     let x = x.unwrap_err();
     assert!(matches!(x, SessionError::RoleMismatch { .. }), "{x}");
     assert!(y.is_err());
@@ -625,12 +455,7 @@ async fn reveal_that_breaks_the_commitment_is_refused() {
     let (viewer, agent) = (viewer(), agent());
     let (config, _) = client_config(&agent.local.identity, viewer.fp(), ALPN_PEER).unwrap();
     let cheating_agent = async {
-        let conn = agent
-            .endpoint
-            .connect_with(config, viewer.addr(), SERVER_NAME)
-            .unwrap()
-            .await
-            .unwrap();
+        let conn = agent.endpoint.connect_with(config, viewer.addr(), SERVER_NAME).unwrap().await.unwrap();
         let (mut send, recv) = conn.open_bi().await.unwrap();
         let mut committed = hello(Role::Agent, 1);
         committed.verification = lifebuoy::proto::verification::commitment(&[1; 32]);
@@ -658,12 +483,7 @@ async fn silent_peer_times_out_instead_of_hanging() {
     let (viewer, agent) = (viewer(), agent());
     let (config, _) = client_config(&agent.local.identity, viewer.fp(), ALPN_PEER).unwrap();
     let silent = async {
-        let conn = agent
-            .endpoint
-            .connect_with(config, viewer.addr(), SERVER_NAME)
-            .unwrap()
-            .await
-            .unwrap();
+        let conn = agent.endpoint.connect_with(config, viewer.addr(), SERVER_NAME).unwrap().await.unwrap();
         conn.closed().await
     };
     let started = std::time::Instant::now();
@@ -679,28 +499,9 @@ async fn raw_probe_counts_bytes_when_pins_are_right() {
     // probe does see the other side's bytes, so its zeros there mean something.
     let (viewer, agent) = (viewer(), agent());
     let (config, _) = client_config(&agent.local.identity, viewer.fp(), ALPN_PEER).unwrap();
-    let (server_config, _) = server_config(
-        &viewer.local.identity,
-        ClientPolicy::Pinned(agent.fp()),
-        ALPN_PEER,
-    )
-    .unwrap();
-    let (s, c) = tokio::join!(
-        raw_server(&viewer, server_config),
-        raw_client(&agent, &viewer, config)
-    );
-    assert_eq!(
-        s,
-        Raw {
-            established: true,
-            received: 3
-        }
-    );
-    assert_eq!(
-        c,
-        Raw {
-            established: true,
-            received: 3
-        }
-    );
+    let (server_config, _) =
+        server_config(&viewer.local.identity, ClientPolicy::Pinned(agent.fp()), ALPN_PEER).unwrap();
+    let (s, c) = tokio::join!(raw_server(&viewer, server_config), raw_client(&agent, &viewer, config));
+    assert_eq!(s, Raw { established: true, received: 3 });
+    assert_eq!(c, Raw { established: true, received: 3 });
 }

@@ -12,6 +12,11 @@ pub enum CloseCode {
     ProtocolError,
     /// Both sides claim the same role, or a role that does not belong here.
     RoleMismatch,
+    /// The server does not let this key in (a technician missing from the
+    /// staff directory, or removed from it).
+    NotAuthorized,
+    /// The server is overloaded or the client exceeded a rate limit.
+    Busy,
     /// A code this version does not know.
     Unknown(u32),
 }
@@ -24,6 +29,8 @@ impl CloseCode {
             CloseCode::VersionMismatch => 1,
             CloseCode::ProtocolError => 2,
             CloseCode::RoleMismatch => 3,
+            CloseCode::NotAuthorized => 4,
+            CloseCode::Busy => 5,
             CloseCode::Unknown(n) => n,
         }
     }
@@ -35,6 +42,8 @@ impl CloseCode {
             1 => CloseCode::VersionMismatch,
             2 => CloseCode::ProtocolError,
             3 => CloseCode::RoleMismatch,
+            4 => CloseCode::NotAuthorized,
+            5 => CloseCode::Busy,
             n => CloseCode::Unknown(n),
         }
     }

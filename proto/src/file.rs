@@ -90,9 +90,7 @@ impl Message for File {
             File::Data(bytes) if bytes.len() > FILE_CHUNK_MAX => {
                 Err(InvalidField::new("file data", "chunk too large"))
             }
-            File::Data(bytes) if bytes.is_empty() => {
-                Err(InvalidField::new("file data", "empty chunk"))
-            }
+            File::Data(bytes) if bytes.is_empty() => Err(InvalidField::new("file data", "empty chunk")),
             _ => Ok(()),
         }
     }

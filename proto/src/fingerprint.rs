@@ -65,10 +65,7 @@ impl FromStr for Fingerprint {
     /// digits, and an optional `sha256:` prefix.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
-        let s = s
-            .strip_prefix("sha256:")
-            .or_else(|| s.strip_prefix("SHA256:"))
-            .unwrap_or(s);
+        let s = s.strip_prefix("sha256:").or_else(|| s.strip_prefix("SHA256:")).unwrap_or(s);
         let mut out = [0u8; 32];
         let mut digits = 0usize;
         let mut bad_char = false;
@@ -117,10 +114,7 @@ mod tests {
     fn parse_rejects_wrong_length_and_junk() {
         assert_eq!(
             "abcd".parse::<Fingerprint>().unwrap_err(),
-            ParseFingerprintError {
-                digits: 4,
-                bad_char: false
-            }
+            ParseFingerprintError { digits: 4, bad_char: false }
         );
         let junk = format!("{}zz", "a".repeat(64));
         assert!(junk.parse::<Fingerprint>().unwrap_err().bad_char);

@@ -54,10 +54,7 @@ pub fn encode_frame(payload: &[u8], max: usize, out: &mut Vec<u8>) -> Result<(),
         return Err(FrameError::BadLength);
     }
     if payload.len() > max.min(LENGTH_LIMIT) {
-        return Err(FrameError::TooLarge {
-            len: payload.len(),
-            max,
-        });
+        return Err(FrameError::TooLarge { len: payload.len(), max });
     }
     put_len(payload.len(), out);
     out.extend_from_slice(payload);
@@ -85,10 +82,7 @@ fn get_len(buf: &[u8], max: usize) -> Result<Option<(usize, usize)>, FrameError>
     }
     if buf.len() >= 4 {
         // A fifth header byte would be needed: more than any limit allows.
-        return Err(FrameError::TooLarge {
-            len: LENGTH_LIMIT + 1,
-            max,
-        });
+        return Err(FrameError::TooLarge { len: LENGTH_LIMIT + 1, max });
     }
     Ok(None)
 }
@@ -108,12 +102,13 @@ pub struct FrameDecoder {
 impl FrameDecoder {
     /// A decoder refusing frames longer than `max` payload bytes.
     pub fn new(max: usize) -> Self {
-        FrameDecoder {
-            max: max.min(LENGTH_LIMIT),
-            buf: Vec::new(),
-            start: 0,
-            failed: None,
-        }
+        FrameDecoder { max: max.min(LENGTH_LIMIT), buf: Vec::new(), start: 0, failed: None }
+    }
+
+    /// Changes the limit for the frames still to come (a stream whose first
+    /// frame is a hello and the rest another kind of message).
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max.min(LENGTH_LIMIT);
     }
 
     /// Adds bytes that arrived. Fails early if a header already shows an
@@ -179,10 +174,7 @@ impl FrameDecoder {
             Ok(Some((len, header))) => header + len,
             _ => 0,
         };
-        Err(FrameError::Truncated {
-            have: rest.len(),
-            need,
-        })
+        Err(FrameError::Truncated { have: rest.len(), need })
     }
 }
 
@@ -200,13 +192,7 @@ mod tests {
 
     #[test]
     fn round_trip_byte_by_byte() {
-        let payloads: Vec<Vec<u8>> = vec![
-            vec![1],
-            vec![2; 127],
-            vec![3; 128],
-            vec![4; 300],
-            vec![5; 20_000],
-        ];
+        let payloads: Vec<Vec<u8>> = vec![vec![1], vec![2; 127], vec![3; 128], vec![4; 300], vec![5; 20_000]];
         let mut wire = Vec::new();
         for p in &payloads {
             encode_frame(p, 1 << 20, &mut wire).unwrap();
@@ -223,14 +209,7 @@ mod tests {
 
     #[test]
     fn header_sizes_match_leb128() {
-        for (len, header) in [
-            (1, 1),
-            (127, 1),
-            (128, 2),
-            (16_383, 2),
-            (16_384, 3),
-            (2_097_152, 4),
-        ] {
+        for (len, header) in [(1, 1), (127, 1), (128, 2), (16_383, 2), (16_384, 3), (2_097_152, 4)] {
             let mut out = Vec::new();
             encode_frame(&vec![0; len], LENGTH_LIMIT, &mut out).unwrap();
             assert_eq!(out.len() - len, header, "len {len}");
@@ -242,13 +221,7 @@ mod tests {
         let mut wire = Vec::new();
         put_len(1001, &mut wire);
         let mut d = FrameDecoder::new(1000);
-        assert_eq!(
-            d.push(&wire),
-            Err(FrameError::TooLarge {
-                len: 1001,
-                max: 1000
-            })
-        );
+        assert_eq!(d.push(&wire), Err(FrameError::TooLarge { len: 1001, max: 1000 }));
         // Poisoned: the stream cannot be resynchronised.
         assert!(d.push(&[1]).is_err());
         assert!(d.next_frame().is_err());
@@ -257,20 +230,14 @@ mod tests {
     #[test]
     fn encoder_refuses_oversized_payload() {
         let mut out = Vec::new();
-        assert_eq!(
-            encode_frame(&[0; 11], 10, &mut out),
-            Err(FrameError::TooLarge { len: 11, max: 10 })
-        );
+        assert_eq!(encode_frame(&[0; 11], 10, &mut out), Err(FrameError::TooLarge { len: 11, max: 10 }));
         assert!(out.is_empty());
     }
 
     #[test]
     fn endless_header_is_refused() {
         let mut d = FrameDecoder::new(LENGTH_LIMIT);
-        assert!(matches!(
-            d.push(&[0xff, 0xff, 0xff, 0xff]),
-            Err(FrameError::TooLarge { .. })
-        ));
+        assert!(matches!(d.push(&[0xff, 0xff, 0xff, 0xff]), Err(FrameError::TooLarge { .. })));
     }
 
     #[test]
@@ -281,13 +248,7 @@ mod tests {
         d.push(&wire[..150]).unwrap();
         assert_eq!(d.next_frame().unwrap(), None);
         assert_eq!(d.wants(), 52);
-        assert_eq!(
-            d.finish(),
-            Err(FrameError::Truncated {
-                have: 150,
-                need: 202
-            })
-        );
+        assert_eq!(d.finish(), Err(FrameError::Truncated { have: 150, need: 202 }));
 
         let mut d = FrameDecoder::new(1000);
         d.push(&wire[..1]).unwrap();
@@ -301,10 +262,7 @@ mod tests {
         let mut d = FrameDecoder::new(1000);
         // 5 written in two bytes instead of one.
         assert_eq!(d.push(&[0x85, 0x00]), Err(FrameError::BadLength));
-        assert_eq!(
-            encode_frame(&[], 10, &mut Vec::new()),
-            Err(FrameError::BadLength)
-        );
+        assert_eq!(encode_frame(&[], 10, &mut Vec::new()), Err(FrameError::BadLength));
     }
 
     #[test]
@@ -316,10 +274,6 @@ mod tests {
             d.push(&one).unwrap();
             assert_eq!(d.next_frame().unwrap().map(|f| f.len()), Some(100));
         }
-        assert!(
-            d.buf.capacity() < 1000,
-            "buffer grew to {}",
-            d.buf.capacity()
-        );
+        assert!(d.buf.capacity() < 1000, "buffer grew to {}", d.buf.capacity());
     }
 }

@@ -117,10 +117,7 @@ mod tests {
         };
         let payload = postcard::to_allocvec(&future).unwrap();
         assert!(decode::<Hello>(&payload).is_err());
-        assert_eq!(
-            peek_version(&payload).unwrap(),
-            ProtocolVersion { major: 7, minor: 3 }
-        );
+        assert_eq!(peek_version(&payload).unwrap(), ProtocolVersion { major: 7, minor: 3 });
     }
 
     #[test]

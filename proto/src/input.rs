@@ -114,9 +114,7 @@ impl Message for Input {
                 }
                 check_label("text", text, TEXT_MAX)
             }
-            Input::Key {
-                logical: Some(c), ..
-            } if c.is_control() => {
+            Input::Key { logical: Some(c), .. } if c.is_control() => {
                 Err(InvalidField::new("key", "control character as logical key"))
             }
             _ => Ok(()),

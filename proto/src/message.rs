@@ -67,12 +67,9 @@ pub enum ProtoError {
 /// peer must refuse.
 pub fn encode<M: Message>(msg: &M, out: &mut Vec<u8>) -> Result<(), ProtoError> {
     let kind = M::KIND;
-    msg.check()
-        .map_err(|source| ProtoError::Invalid { kind, source })?;
-    let payload =
-        postcard::to_allocvec(msg).map_err(|detail| ProtoError::Malformed { kind, detail })?;
-    encode_frame(&payload, kind.max_frame(), out)
-        .map_err(|source| ProtoError::Frame { kind, source })
+    msg.check().map_err(|source| ProtoError::Invalid { kind, source })?;
+    let payload = postcard::to_allocvec(msg).map_err(|detail| ProtoError::Malformed { kind, detail })?;
+    encode_frame(&payload, kind.max_frame(), out).map_err(|source| ProtoError::Frame { kind, source })
 }
 
 /// Decodes one frame payload as an `M` and checks it.
@@ -81,21 +78,14 @@ pub fn decode<M: Message>(payload: &[u8]) -> Result<M, ProtoError> {
     if payload.len() > kind.max_frame() {
         return Err(ProtoError::Frame {
             kind,
-            source: FrameError::TooLarge {
-                len: payload.len(),
-                max: kind.max_frame(),
-            },
+            source: FrameError::TooLarge { len: payload.len(), max: kind.max_frame() },
         });
     }
-    let (msg, rest) = postcard::take_from_bytes::<M>(payload)
-        .map_err(|detail| ProtoError::Malformed { kind, detail })?;
+    let (msg, rest) =
+        postcard::take_from_bytes::<M>(payload).map_err(|detail| ProtoError::Malformed { kind, detail })?;
     if !rest.is_empty() {
-        return Err(ProtoError::TrailingBytes {
-            kind,
-            extra: rest.len(),
-        });
+        return Err(ProtoError::TrailingBytes { kind, extra: rest.len() });
     }
-    msg.check()
-        .map_err(|source| ProtoError::Invalid { kind, source })?;
+    msg.check().map_err(|source| ProtoError::Invalid { kind, source })?;
     Ok(msg)
 }

@@ -211,9 +211,7 @@ impl Message for ToRendezvous {
 
     fn check(&self) -> Result<(), InvalidField> {
         match self {
-            ToRendezvous::Request {
-                label, candidates, ..
-            } => {
+            ToRendezvous::Request { label, candidates, .. } => {
                 check_label("label", label, NAME_MAX)?;
                 check_candidates(candidates)
             }

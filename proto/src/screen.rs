@@ -77,21 +77,14 @@ impl Message for Screen {
                 Err(InvalidField::new("screen update", "zero size"))
             }
             Screen::CursorShape(c) => {
-                if c.width == 0
-                    || c.height == 0
-                    || c.width > CURSOR_MAX_SIDE
-                    || c.height > CURSOR_MAX_SIDE
-                {
+                if c.width == 0 || c.height == 0 || c.width > CURSOR_MAX_SIDE || c.height > CURSOR_MAX_SIDE {
                     return Err(InvalidField::new("cursor", "bad size"));
                 }
                 if c.hot_x >= c.width || c.hot_y >= c.height {
                     return Err(InvalidField::new("cursor", "hot spot outside the image"));
                 }
                 if c.rgba.len() != c.width as usize * c.height as usize * 4 {
-                    return Err(InvalidField::new(
-                        "cursor",
-                        "pixel data does not match its size",
-                    ));
+                    return Err(InvalidField::new("cursor", "pixel data does not match its size"));
                 }
                 Ok(())
             }

@@ -44,9 +44,7 @@ pub fn check_text(field: &'static str, s: &str, max_bytes: usize) -> Result<(), 
     if s.len() > max_bytes {
         return Err(InvalidField::new(field, "too long"));
     }
-    if s.chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
+    if s.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
         return Err(InvalidField::new(field, "contains control characters"));
     }
     Ok(())

@@ -109,10 +109,7 @@ mod tests {
 
     #[test]
     fn both_orders_give_the_same_code() {
-        assert_eq!(
-            VerificationCode::derive(&A, &B, &NC, &NS),
-            VerificationCode::derive(&B, &A, &NC, &NS)
-        );
+        assert_eq!(VerificationCode::derive(&A, &B, &NC, &NS), VerificationCode::derive(&B, &A, &NC, &NS));
     }
 
     #[test]

@@ -57,17 +57,13 @@ mod tests {
     #[test]
     fn same_major_is_compatible_whatever_the_minor() {
         let ours = ProtocolVersion { major: 1, minor: 0 };
-        assert!(ours
-            .check_peer(ProtocolVersion { major: 1, minor: 7 })
-            .is_ok());
+        assert!(ours.check_peer(ProtocolVersion { major: 1, minor: 7 }).is_ok());
     }
 
     #[test]
     fn other_major_is_refused_with_both_versions_named() {
         let ours = ProtocolVersion { major: 1, minor: 2 };
-        let err = ours
-            .check_peer(ProtocolVersion { major: 2, minor: 0 })
-            .unwrap_err();
+        let err = ours.check_peer(ProtocolVersion { major: 2, minor: 0 }).unwrap_err();
         assert_eq!(err.theirs.major, 2);
         let text = err.to_string();
         assert!(text.contains("2.0") && text.contains("1.2"), "{text}");

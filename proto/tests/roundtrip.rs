@@ -6,14 +6,12 @@ use lifebuoy_proto::file::{CancelReason, EntryKind, File, FileHeader};
 use lifebuoy_proto::hello::{Capabilities, Hello};
 use lifebuoy_proto::input::{Input, Modifiers, MouseButton, WheelUnit};
 use lifebuoy_proto::rendezvous::{
-    Candidate, CandidateKind, FromRendezvous, Go, PeerAddr, Presence, Refusal, StaffEntry,
-    ToRendezvous,
+    Candidate, CandidateKind, FromRendezvous, Go, PeerAddr, Presence, Refusal, StaffEntry, ToRendezvous,
 };
 use lifebuoy_proto::screen::{CursorShape, Screen, ScreenUpdate};
 use lifebuoy_proto::stream::FILE_CHUNK_MAX;
 use lifebuoy_proto::{
-    decode, encode, Fingerprint, FrameDecoder, FrameError, Message, ProtoError, ProtocolVersion,
-    Role,
+    decode, encode, Fingerprint, FrameDecoder, FrameError, Message, ProtoError, ProtocolVersion, Role,
 };
 
 fn fp(n: u8) -> Fingerprint {
@@ -60,27 +58,12 @@ fn controls() -> Vec<Control> {
             ],
         },
         Control::SelectMonitor { id: 1 },
-        Control::Permissions(Permissions {
-            view: true,
-            control: false,
-            files: true,
-            clipboard: false,
-        }),
-        Control::Clipboard {
-            text: "Zeile 1\r\n\tZeile 2 €".into(),
-        },
-        Control::End {
-            reason: EndReason::CustomerEnded,
-        },
-        Control::End {
-            reason: EndReason::TechnicianEnded,
-        },
-        Control::End {
-            reason: EndReason::Shutdown,
-        },
-        Control::End {
-            reason: EndReason::ProtocolError,
-        },
+        Control::Permissions(Permissions { view: true, control: false, files: true, clipboard: false }),
+        Control::Clipboard { text: "Zeile 1\r\n\tZeile 2 €".into() },
+        Control::End { reason: EndReason::CustomerEnded },
+        Control::End { reason: EndReason::TechnicianEnded },
+        Control::End { reason: EndReason::Shutdown },
+        Control::End { reason: EndReason::ProtocolError },
     ]
 }
 
@@ -101,60 +84,29 @@ fn screens() -> Vec<Screen> {
             hot_y: 2,
             rgba: vec![0xff; 24],
         }),
-        Screen::CursorPosition {
-            monitor: 1,
-            x: -5,
-            y: 1079,
-            visible: false,
-        },
+        Screen::CursorPosition { monitor: 1, x: -5, y: 1079, visible: false },
     ]
 }
 
 fn inputs() -> Vec<Input> {
     let mut v = vec![
-        Input::PointerMove {
-            monitor: 0,
-            x: 1919,
-            y: 0,
-        },
-        Input::Wheel {
-            dx: -1,
-            dy: 3,
-            unit: WheelUnit::Line,
-        },
-        Input::Wheel {
-            dx: 0,
-            dy: -120,
-            unit: WheelUnit::Pixel,
-        },
+        Input::PointerMove { monitor: 0, x: 1919, y: 0 },
+        Input::Wheel { dx: -1, dy: 3, unit: WheelUnit::Line },
+        Input::Wheel { dx: 0, dy: -120, unit: WheelUnit::Pixel },
         Input::Key {
             physical: 0x04,
             logical: Some('ä'),
             pressed: true,
             modifiers: Modifiers(Modifiers::SHIFT | Modifiers::ALT_GR),
         },
-        Input::Key {
-            physical: 0xe0,
-            logical: None,
-            pressed: false,
-            modifiers: Modifiers::default(),
-        },
-        Input::Text {
-            text: "Grüße, 123 € ÄÖÜ ß".into(),
-        },
+        Input::Key { physical: 0xe0, logical: None, pressed: false, modifiers: Modifiers::default() },
+        Input::Text { text: "Grüße, 123 € ÄÖÜ ß".into() },
         Input::ReleaseAll,
     ];
-    for button in [
-        MouseButton::Left,
-        MouseButton::Right,
-        MouseButton::Middle,
-        MouseButton::Back,
-        MouseButton::Forward,
-    ] {
-        v.push(Input::Button {
-            button,
-            pressed: true,
-        });
+    for button in
+        [MouseButton::Left, MouseButton::Right, MouseButton::Middle, MouseButton::Back, MouseButton::Forward]
+    {
+        v.push(Input::Button { button, pressed: true });
     }
     v
 }
@@ -177,44 +129,25 @@ fn files() -> Vec<File> {
         }),
         File::Data(vec![0x55; FILE_CHUNK_MAX]),
         File::End { blake3: [0xee; 32] },
-        File::Cancel {
-            reason: CancelReason::User,
-        },
-        File::Cancel {
-            reason: CancelReason::ReadError,
-        },
-        File::Cancel {
-            reason: CancelReason::Refused,
-        },
+        File::Cancel { reason: CancelReason::User },
+        File::Cancel { reason: CancelReason::ReadError },
+        File::Cancel { reason: CancelReason::Refused },
     ]
 }
 
 fn candidates() -> Vec<Candidate> {
     vec![
-        Candidate {
-            addr: PeerAddr::V4([10, 0, 0, 2], 40000),
-            kind: CandidateKind::Host,
-        },
-        Candidate {
-            addr: PeerAddr::V6([0xfe; 16], 5515),
-            kind: CandidateKind::Observed,
-        },
+        Candidate { addr: PeerAddr::V4([10, 0, 0, 2], 40000), kind: CandidateKind::Host },
+        Candidate { addr: PeerAddr::V6([0xfe; 16], 5515), kind: CandidateKind::Observed },
     ]
 }
 
 fn to_rendezvous() -> Vec<ToRendezvous> {
     vec![
         ToRendezvous::ListStaff,
-        ToRendezvous::Request {
-            staff: fp(1),
-            label: "Kd.-Nr. 4711".into(),
-            candidates: candidates(),
-        },
+        ToRendezvous::Request { staff: fp(1), label: "Kd.-Nr. 4711".into(), candidates: candidates() },
         ToRendezvous::Cancel,
-        ToRendezvous::Accept {
-            request: 77,
-            candidates: candidates(),
-        },
+        ToRendezvous::Accept { request: 77, candidates: candidates() },
         ToRendezvous::Decline { request: 77 },
         ToRendezvous::SetBusy { busy: true },
     ]
@@ -234,11 +167,7 @@ fn from_rendezvous() -> Vec<FromRendezvous> {
                 })
                 .collect(),
         },
-        FromRendezvous::Incoming {
-            request: 5,
-            label: String::new(),
-            agent: fp(9),
-        },
+        FromRendezvous::Incoming { request: 5, label: String::new(), agent: fp(9) },
         FromRendezvous::Withdrawn { request: 5 },
         FromRendezvous::Go(Go {
             request: 5,
@@ -328,24 +257,13 @@ fn samples_cover_every_variant() {
 fn oversized_messages_are_refused_on_both_ends() {
     // The sender refuses to produce it ...
     let big = File::Data(vec![0; FILE_CHUNK_MAX + 1]);
-    assert!(matches!(
-        encode(&big, &mut Vec::new()),
-        Err(ProtoError::Invalid { .. })
-    ));
-    let clipboard = Control::Clipboard {
-        text: "x".repeat(600 * 1024),
-    };
+    assert!(matches!(encode(&big, &mut Vec::new()), Err(ProtoError::Invalid { .. })));
+    let clipboard = Control::Clipboard { text: "x".repeat(600 * 1024) };
     assert!(encode(&clipboard, &mut Vec::new()).is_err());
     // ... and the receiver refuses the header before reading the payload.
     let mut decoder = FrameDecoder::new(Input::KIND.max_frame());
     let header_for_5000 = [0x88, 0x27];
-    assert_eq!(
-        decoder.push(&header_for_5000),
-        Err(FrameError::TooLarge {
-            len: 5000,
-            max: 4096
-        })
-    );
+    assert_eq!(decoder.push(&header_for_5000), Err(FrameError::TooLarge { len: 5000, max: 4096 }));
 }
 
 #[test]
@@ -356,10 +274,7 @@ fn truncated_message_stream_is_reported() {
         let mut decoder = FrameDecoder::new(Control::KIND.max_frame());
         decoder.push(&wire[..cut]).unwrap();
         assert_eq!(decoder.next_frame().unwrap(), None);
-        assert!(
-            matches!(decoder.finish(), Err(FrameError::Truncated { .. })),
-            "cut at {cut}"
-        );
+        assert!(matches!(decoder.finish(), Err(FrameError::Truncated { .. })), "cut at {cut}");
     }
 }
 
@@ -379,10 +294,7 @@ fn stray_bytes_after_a_message_are_refused() {
     bytes.push(0);
     assert_eq!(
         decode::<Input>(&bytes),
-        Err(ProtoError::TrailingBytes {
-            kind: lifebuoy_proto::StreamKind::Input,
-            extra: 1
-        })
+        Err(ProtoError::TrailingBytes { kind: lifebuoy_proto::StreamKind::Input, extra: 1 })
     );
 }
 

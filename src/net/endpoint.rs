@@ -61,13 +61,8 @@ pub fn make_endpoint(
         None => None,
     };
     let socket = bind_udp(addr).map_err(|source| EndpointError::Bind { addr, source })?;
-    quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
-        server,
-        socket,
-        Arc::new(quinn::TokioRuntime),
-    )
-    .map_err(|source| EndpointError::Bind { addr, source })
+    quinn::Endpoint::new(quinn::EndpointConfig::default(), server, socket, Arc::new(quinn::TokioRuntime))
+        .map_err(|source| EndpointError::Bind { addr, source })
 }
 
 /// An endpoint could not be made.

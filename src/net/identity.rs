@@ -59,9 +59,7 @@ pub struct Identity {
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the key.
-        f.debug_struct("Identity")
-            .field("fingerprint", &self.fingerprint)
-            .finish()
+        f.debug_struct("Identity").field("fingerprint", &self.fingerprint).finish()
     }
 }
 
@@ -74,9 +72,7 @@ impl Identity {
         let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
         let mut params = rcgen::CertificateParams::new(vec!["lifebuoy".to_owned()])?;
         params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, common_name);
+        params.distinguished_name.push(rcgen::DnType::CommonName, common_name);
         let cert = params.self_signed(&key_pair)?;
         let key = PrivatePkcs8KeyDer::from(key_pair.serialize_der());
         Ok(Identity::from_parts(cert.der().clone(), key))
@@ -84,24 +80,15 @@ impl Identity {
 
     fn from_parts(cert: CertificateDer<'static>, key: PrivatePkcs8KeyDer<'static>) -> Identity {
         let fingerprint = Fingerprint::of_certificate(&cert);
-        Identity {
-            cert,
-            key,
-            fingerprint,
-        }
+        Identity { cert, key, fingerprint }
     }
 
     /// Loads the identity in `path`, or creates one there if the file does
     /// not exist. The boolean tells whether it was created.
-    pub fn load_or_create(
-        path: &Path,
-        common_name: &str,
-    ) -> Result<(Identity, bool), IdentityError> {
+    pub fn load_or_create(path: &Path, common_name: &str) -> Result<(Identity, bool), IdentityError> {
         match Identity::load(path) {
             Ok(id) => Ok((id, false)),
-            Err(IdentityError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
+            Err(IdentityError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 let id = Identity::generate(common_name)?;
                 id.save_new(path)?;
                 Ok((id, true))
@@ -113,24 +100,15 @@ impl Identity {
     /// Loads an identity written by [`Identity::save_new`]. Refuses a file
     /// that other users can read.
     pub fn load(path: &Path) -> Result<Identity, IdentityError> {
-        let io = |source| IdentityError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let malformed = |problem: &str| IdentityError::Malformed {
-            path: path.to_owned(),
-            problem: problem.into(),
-        };
+        let io = |source| IdentityError::Io { path: path.to_owned(), source };
+        let malformed =
+            |problem: &str| IdentityError::Malformed { path: path.to_owned(), problem: problem.into() };
         let file = fs::File::open(path).map_err(io)?;
         check_private(path, &file)?;
         let mut text = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::Read::take(&file, 64 * 1024), &mut text)
-            .map_err(io)?;
-        let cert =
-            CertificateDer::from_pem_slice(&text).map_err(|_| malformed("no CERTIFICATE block"))?;
-        let key = match PrivateKeyDer::from_pem_slice(&text)
-            .map_err(|_| malformed("no PRIVATE KEY block"))?
-        {
+        std::io::Read::read_to_end(&mut std::io::Read::take(&file, 64 * 1024), &mut text).map_err(io)?;
+        let cert = CertificateDer::from_pem_slice(&text).map_err(|_| malformed("no CERTIFICATE block"))?;
+        let key = match PrivateKeyDer::from_pem_slice(&text).map_err(|_| malformed("no PRIVATE KEY block"))? {
             PrivateKeyDer::Pkcs8(k) => k,
             _ => return Err(malformed("the private key is not PKCS#8")),
         };
@@ -146,15 +124,9 @@ impl Identity {
     /// 0600, folder 0700). Never overwrites: a technician's key is their
     /// name in the staff directory.
     pub fn save_new(&self, path: &Path) -> Result<(), IdentityError> {
-        let io = |source| IdentityError::Io {
-            path: path.to_owned(),
-            source,
-        };
+        let io = |source| IdentityError::Io { path: path.to_owned(), source };
         if let Some(dir) = path.parent() {
-            create_private_dir(dir).map_err(|source| IdentityError::Io {
-                path: dir.to_owned(),
-                source,
-            })?;
+            create_private_dir(dir).map_err(|source| IdentityError::Io { path: dir.to_owned(), source })?;
         }
         let text = pem::encode_many(&[
             pem::Pem::new("PRIVATE KEY", self.key.secret_pkcs8_der()),
@@ -165,9 +137,7 @@ impl Identity {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(path).map_err(io)?;
-        file.write_all(text.as_bytes())
-            .and_then(|_| file.sync_all())
-            .map_err(io)
+        file.write_all(text.as_bytes()).and_then(|_| file.sync_all()).map_err(io)
     }
 
     /// SHA-256 of the certificate: what others pin.
@@ -197,17 +167,11 @@ fn check_private(path: &Path, file: &fs::File) -> Result<(), IdentityError> {
     use std::os::unix::fs::PermissionsExt;
     let mode = file
         .metadata()
-        .map_err(|source| IdentityError::Io {
-            path: path.to_owned(),
-            source,
-        })?
+        .map_err(|source| IdentityError::Io { path: path.to_owned(), source })?
         .permissions()
         .mode();
     if mode & 0o077 != 0 {
-        return Err(IdentityError::TooOpen {
-            path: path.to_owned(),
-            mode: mode & 0o777,
-        });
+        return Err(IdentityError::TooOpen { path: path.to_owned(), mode: mode & 0o777 });
     }
     Ok(())
 }
@@ -249,18 +213,8 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
-            assert_eq!(
-                fs::metadata(path.parent().unwrap())
-                    .unwrap()
-                    .permissions()
-                    .mode()
-                    & 0o777,
-                0o700
-            );
+            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
         }
         // Never overwrites.
         assert!(Identity::generate("x").unwrap().save_new(&path).is_err());
@@ -275,10 +229,7 @@ mod tests {
         Identity::generate("x").unwrap().save_new(&path).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let err = Identity::load(&path).unwrap_err();
-        assert!(
-            matches!(err, IdentityError::TooOpen { mode: 0o644, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, IdentityError::TooOpen { mode: 0o644, .. }), "{err}");
         assert!(err.to_string().contains("chmod 600"));
     }
 
@@ -291,9 +242,6 @@ mod tests {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         options.open(&path).unwrap().write_all(b"hello").unwrap();
-        assert!(matches!(
-            Identity::load(&path),
-            Err(IdentityError::Malformed { .. })
-        ));
+        assert!(matches!(Identity::load(&path), Err(IdentityError::Malformed { .. })));
     }
 }

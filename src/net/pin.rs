@@ -18,8 +18,7 @@ use rustls::crypto::{verify_tls13_signature, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{
-    CertificateError, DigitallySignedStruct, DistinguishedName, Error, PeerIncompatible,
-    SignatureScheme,
+    CertificateError, DigitallySignedStruct, DistinguishedName, Error, PeerIncompatible, SignatureScheme,
 };
 
 /// Which client certificates a server accepts.
@@ -82,9 +81,7 @@ impl Checker {
         if pin_ok {
             Ok(())
         } else {
-            Err(Error::InvalidCertificate(
-                CertificateError::ApplicationVerificationFailure,
-            ))
+            Err(Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure))
         }
     }
 
@@ -114,10 +111,7 @@ pub struct PinnedServerVerifier {
 impl PinnedServerVerifier {
     /// A verifier for one connection to the holder of `pin`.
     pub fn new(pin: Fingerprint) -> Arc<PinnedServerVerifier> {
-        Arc::new(PinnedServerVerifier {
-            pin,
-            checker: Checker::new(),
-        })
+        Arc::new(PinnedServerVerifier { pin, checker: Checker::new() })
     }
 
     /// The pin.
@@ -142,8 +136,7 @@ impl ServerCertVerifier for PinnedServerVerifier {
     ) -> Result<ServerCertVerified, Error> {
         // No name or validity check: the pin is the identity, and an expiry
         // date would only turn a working pin into an outage.
-        self.checker
-            .check_certificate(Some(self.pin), end_entity, intermediates)?;
+        self.checker.check_certificate(Some(self.pin), end_entity, intermediates)?;
         Ok(ServerCertVerified::assertion())
     }
 
@@ -153,9 +146,7 @@ impl ServerCertVerifier for PinnedServerVerifier {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        Err(Error::PeerIncompatible(
-            PeerIncompatible::Tls13RequiredForQuic,
-        ))
+        Err(Error::PeerIncompatible(PeerIncompatible::Tls13RequiredForQuic))
     }
 
     fn verify_tls13_signature(
@@ -182,10 +173,7 @@ pub struct PeerClientVerifier {
 impl PeerClientVerifier {
     /// A verifier for one incoming connection.
     pub fn new(policy: ClientPolicy) -> Arc<PeerClientVerifier> {
-        Arc::new(PeerClientVerifier {
-            policy,
-            checker: Checker::new(),
-        })
+        Arc::new(PeerClientVerifier { policy, checker: Checker::new() })
     }
 
     /// The policy.
@@ -222,15 +210,11 @@ impl ClientCertVerifier for PeerClientVerifier {
             ClientPolicy::Pinned(p) => Some(p),
             ClientPolicy::AnyProvenKey => None,
             ClientPolicy::Nobody => {
-                self.checker
-                    .record(|o| o.presented = Some(Fingerprint::of_certificate(end_entity)));
-                return Err(Error::InvalidCertificate(
-                    CertificateError::ApplicationVerificationFailure,
-                ));
+                self.checker.record(|o| o.presented = Some(Fingerprint::of_certificate(end_entity)));
+                return Err(Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure));
             }
         };
-        self.checker
-            .check_certificate(pin, end_entity, intermediates)?;
+        self.checker.check_certificate(pin, end_entity, intermediates)?;
         Ok(ClientCertVerified::assertion())
     }
 
@@ -240,9 +224,7 @@ impl ClientCertVerifier for PeerClientVerifier {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        Err(Error::PeerIncompatible(
-            PeerIncompatible::Tls13RequiredForQuic,
-        ))
+        Err(Error::PeerIncompatible(PeerIncompatible::Tls13RequiredForQuic))
     }
 
     fn verify_tls13_signature(

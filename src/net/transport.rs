@@ -32,9 +32,7 @@ pub fn transport_config() -> TransportConfig {
     t.max_concurrent_uni_streams(VarInt::from_u32(1024));
     t.max_concurrent_bidi_streams(VarInt::from_u32(16));
     t.keep_alive_interval(Some(KEEP_ALIVE));
-    t.max_idle_timeout(Some(
-        IdleTimeout::try_from(IDLE_TIMEOUT).expect("5 s fits a VarInt"),
-    ));
+    t.max_idle_timeout(Some(IdleTimeout::try_from(IDLE_TIMEOUT).expect("5 s fits a VarInt")));
     // The default 333 ms makes a lost handshake packet cost a third of a
     // second; most support sessions are within one continent.
     t.initial_rtt(Duration::from_millis(100));

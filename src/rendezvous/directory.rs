@@ -89,11 +89,8 @@ impl Directory {
         }
         let mut dir = Directory::default();
         for (i, line) in file.staff.into_iter().enumerate() {
-            let problem = |problem: String| DirectoryError::Entry {
-                entry: i + 1,
-                name: line.name.clone(),
-                problem,
-            };
+            let problem =
+                |problem: String| DirectoryError::Entry { entry: i + 1, name: line.name.clone(), problem };
             if line.name.trim().is_empty() {
                 return Err(problem("the name is empty".into()));
             }
@@ -101,10 +98,7 @@ impl Directory {
             if let Some(g) = &line.group {
                 check_label("group", g, NAME_MAX).map_err(|e| problem(e.to_string()))?;
             }
-            let fingerprint: Fingerprint = line
-                .fingerprint
-                .parse()
-                .map_err(|e| problem(format!("{e}")))?;
+            let fingerprint: Fingerprint = line.fingerprint.parse().map_err(|e| problem(format!("{e}")))?;
             if let Some(&other) = dir.index.get(&fingerprint) {
                 return Err(problem(format!(
                     "same fingerprint as entry {} ({:?})",
@@ -113,25 +107,17 @@ impl Directory {
                 )));
             }
             dir.index.insert(fingerprint, dir.staff.len());
-            dir.staff.push(Staff {
-                name: line.name,
-                fingerprint,
-                group: line.group,
-            });
+            dir.staff.push(Staff { name: line.name, fingerprint, group: line.group });
         }
         Ok(dir)
     }
 
     /// Reads and parses a directory file.
     pub fn load(path: &Path) -> Result<Directory, DirectoryError> {
-        let io = |source| DirectoryError::Io {
-            path: path.to_owned(),
-            source,
-        };
+        let io = |source| DirectoryError::Io { path: path.to_owned(), source };
         let file = std::fs::File::open(path).map_err(io)?;
         let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::Read::take(file, FILE_MAX), &mut text)
-            .map_err(io)?;
+        std::io::Read::read_to_string(&mut std::io::Read::take(file, FILE_MAX), &mut text).map_err(io)?;
         Directory::parse(&text)
     }
 
@@ -159,10 +145,7 @@ mod tests {
         let dir = Directory::parse(text).unwrap();
         assert_eq!(dir.staff().len(), 2);
         assert_eq!(dir.staff()[1].name, "Jürgen Weiß");
-        assert_eq!(
-            dir.get(&FP1.parse().unwrap()).unwrap().group.as_deref(),
-            Some("Support")
-        );
+        assert_eq!(dir.get(&FP1.parse().unwrap()).unwrap().group.as_deref(), Some("Support"));
     }
 
     #[test]
@@ -171,10 +154,7 @@ mod tests {
             "[[staff]]\nname = \"A\"\nfingerprint = \"{FP1}\"\n[[staff]]\nname = \"B\"\nfingerprint = \"abc\"\n"
         );
         let e = Directory::parse(&text).unwrap_err().to_string();
-        assert!(
-            e.contains("entry 2") && e.contains("\"B\"") && e.contains("64 hex digits"),
-            "{e}"
-        );
+        assert!(e.contains("entry 2") && e.contains("\"B\"") && e.contains("64 hex digits"), "{e}");
 
         let dup = format!(
             "[[staff]]\nname = \"A\"\nfingerprint = \"{FP1}\"\n[[staff]]\nname = \"B\"\nfingerprint = \"{}\"\n",
@@ -183,18 +163,11 @@ mod tests {
         let e = Directory::parse(&dup).unwrap_err().to_string();
         assert!(e.contains("same fingerprint as entry 1"), "{e}");
 
-        let unknown =
-            format!("[[staff]]\nname = \"A\"\nfingerprint = \"{FP2}\"\nrole = \"admin\"\n");
-        assert!(matches!(
-            Directory::parse(&unknown),
-            Err(DirectoryError::Syntax(_))
-        ));
+        let unknown = format!("[[staff]]\nname = \"A\"\nfingerprint = \"{FP2}\"\nrole = \"admin\"\n");
+        assert!(matches!(Directory::parse(&unknown), Err(DirectoryError::Syntax(_))));
 
         let control = format!("[[staff]]\nname = \"A\\u001b[31m\"\nfingerprint = \"{FP2}\"\n");
-        assert!(Directory::parse(&control)
-            .unwrap_err()
-            .to_string()
-            .contains("control characters"));
+        assert!(Directory::parse(&control).unwrap_err().to_string().contains("control characters"));
     }
 
     #[test]

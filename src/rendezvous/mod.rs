@@ -1,5 +1,8 @@
 //! The company's rendezvous server: staff directory, presence, requests,
 //! and the address exchange for hole punching.
 
+pub mod client;
 pub mod directory;
+pub mod limits;
 pub mod registry;
+pub mod server;

@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use lifebuoy_proto::close::CloseCode;
 use lifebuoy_proto::rendezvous::{
-    Candidate, CandidateKind, FromRendezvous, Go, Presence, Refusal, StaffEntry, ToRendezvous,
-    CANDIDATES_MAX,
+    Candidate, CandidateKind, FromRendezvous, Go, Presence, Refusal, StaffEntry, ToRendezvous, CANDIDATES_MAX,
 };
 use lifebuoy_proto::Fingerprint;
 
@@ -45,8 +45,8 @@ pub enum Who {
 pub enum Action {
     /// Send a message on the connection.
     Send(ConnId, FromRendezvous),
-    /// Close the connection, telling it why.
-    Close(ConnId, &'static str),
+    /// Close the connection with this code, telling it why.
+    Close(ConnId, CloseCode, &'static str),
     /// Let the relay pair the two holders of this token until `expires`.
     AllowRelay {
         /// The token both sides got in their go signal.
@@ -127,9 +127,7 @@ impl Registry {
     pub fn presence(&self, fingerprint: &Fingerprint) -> Presence {
         match self.online.get(fingerprint).and_then(|c| self.conns.get(c)) {
             None => Presence::Offline,
-            Some(c)
-                if c.busy || self.pending_for(self.online[fingerprint]) >= PENDING_PER_VIEWER =>
-            {
+            Some(c) if c.busy || self.pending_for(self.online[fingerprint]) >= PENDING_PER_VIEWER => {
                 Presence::Busy
             }
             Some(_) => Presence::Online,
@@ -137,10 +135,7 @@ impl Registry {
     }
 
     fn pending_for(&self, viewer: ConnId) -> usize {
-        self.requests
-            .values()
-            .filter(|r| r.viewer == viewer)
-            .count()
+        self.requests.values().filter(|r| r.viewer == viewer).count()
     }
 
     /// The staff list with presence.
@@ -177,33 +172,17 @@ impl Registry {
             // before the old connection timed out) replaces the old one.
             if let Some(old) = self.online.insert(fp, conn) {
                 actions.extend(self.drop_conn(old));
-                actions.push(Action::Close(old, "signed in again elsewhere"));
+                actions.push(Action::Close(old, CloseCode::NotAuthorized, "signed in again elsewhere"));
             }
             self.staff_dirty = true;
         }
-        self.conns.insert(
-            conn,
-            Conn {
-                who,
-                observed,
-                rtt,
-                subscribed: false,
-                busy: false,
-                request: None,
-            },
-        );
+        self.conns.insert(conn, Conn { who, observed, rtt, subscribed: false, busy: false, request: None });
         Ok(actions)
     }
 
     /// A message arrived on a connection. `rtt` is the connection's current
     /// round-trip estimate.
-    pub fn message(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        msg: ToRendezvous,
-        rtt: Duration,
-    ) -> Vec<Action> {
+    pub fn message(&mut self, now: Instant, conn: ConnId, msg: ToRendezvous, rtt: Duration) -> Vec<Action> {
         let Some(c) = self.conns.get_mut(&conn) else {
             return Vec::new();
         };
@@ -214,46 +193,24 @@ impl Registry {
                 c.subscribed = true;
                 vec![Action::Send(conn, self.staff_list())]
             }
-            (
-                Who::Agent(agent_fp),
-                ToRendezvous::Request {
-                    staff,
-                    label,
-                    candidates,
-                },
-            ) => self.request(now, conn, agent_fp, staff, label, candidates),
+            (Who::Agent(agent_fp), ToRendezvous::Request { staff, label, candidates }) => {
+                self.request(now, conn, agent_fp, staff, label, candidates)
+            }
             (Who::Agent(_), ToRendezvous::Cancel) => match c.request.take() {
                 Some(id) => {
-                    let r = self
-                        .requests
-                        .remove(&id)
-                        .expect("an agent's open request is in the table");
+                    let r = self.requests.remove(&id).expect("an agent's open request is in the table");
                     self.staff_dirty = true;
-                    vec![Action::Send(
-                        r.viewer,
-                        FromRendezvous::Withdrawn { request: id },
-                    )]
+                    vec![Action::Send(r.viewer, FromRendezvous::Withdrawn { request: id })]
                 }
                 None => Vec::new(),
             },
-            (
-                Who::Viewer(_),
-                ToRendezvous::Accept {
-                    request,
-                    candidates,
-                },
-            ) => self.accept(now, conn, request, candidates),
-            (Who::Viewer(_), ToRendezvous::Decline { request }) => {
-                match self.take_request(conn, request) {
-                    Some(r) => vec![Action::Send(
-                        r.agent,
-                        FromRendezvous::Refused {
-                            reason: Refusal::Declined,
-                        },
-                    )],
-                    None => Vec::new(),
-                }
+            (Who::Viewer(_), ToRendezvous::Accept { request, candidates }) => {
+                self.accept(now, conn, request, candidates)
             }
+            (Who::Viewer(_), ToRendezvous::Decline { request }) => match self.take_request(conn, request) {
+                Some(r) => vec![Action::Send(r.agent, FromRendezvous::Refused { reason: Refusal::Declined })],
+                None => Vec::new(),
+            },
             (Who::Viewer(_), ToRendezvous::SetBusy { busy }) => {
                 c.busy = busy;
                 self.staff_dirty = true;
@@ -262,7 +219,11 @@ impl Registry {
             // A message the other role sends: the client is broken or hostile.
             _ => {
                 let mut actions = self.drop_conn(conn);
-                actions.push(Action::Close(conn, "message not allowed for this role"));
+                actions.push(Action::Close(
+                    conn,
+                    CloseCode::ProtocolError,
+                    "message not allowed for this role",
+                ));
                 actions
             }
         }
@@ -292,28 +253,14 @@ impl Registry {
         let viewer = self.online[&staff];
         let id = self.next_request;
         self.next_request += 1;
-        let Who::Agent(agent) = self.conns[&conn].who else {
-            unreachable!("only agents request")
-        };
+        let Who::Agent(agent) = self.conns[&conn].who else { unreachable!("only agents request") };
         self.requests.insert(
             id,
-            Request {
-                agent: conn,
-                viewer,
-                agent_candidates: candidates,
-                deadline: now + REQUEST_TIMEOUT,
-            },
+            Request { agent: conn, viewer, agent_candidates: candidates, deadline: now + REQUEST_TIMEOUT },
         );
         self.conns.get_mut(&conn).expect("checked above").request = Some(id);
         self.staff_dirty = true;
-        vec![Action::Send(
-            viewer,
-            FromRendezvous::Incoming {
-                request: id,
-                label,
-                agent,
-            },
-        )]
+        vec![Action::Send(viewer, FromRendezvous::Incoming { request: id, label, agent })]
     }
 
     /// Removes a request if it is addressed to `viewer`.
@@ -329,13 +276,7 @@ impl Registry {
         Some(r)
     }
 
-    fn accept(
-        &mut self,
-        now: Instant,
-        viewer: ConnId,
-        id: u64,
-        candidates: Vec<Candidate>,
-    ) -> Vec<Action> {
+    fn accept(&mut self, now: Instant, viewer: ConnId, id: u64, candidates: Vec<Candidate>) -> Vec<Action> {
         let Some(r) = self.take_request(viewer, id) else {
             return Vec::new();
         };
@@ -370,10 +311,7 @@ impl Registry {
         };
         self.conns.get_mut(&viewer).expect("checked above").busy = true;
         vec![
-            Action::AllowRelay {
-                token,
-                expires: now + REQUEST_TIMEOUT,
-            },
+            Action::AllowRelay { token, expires: now + REQUEST_TIMEOUT },
             Action::Send(viewer, FromRendezvous::Go(to_viewer)),
             Action::Send(r.agent, FromRendezvous::Go(to_agent)),
         ]
@@ -393,10 +331,7 @@ impl Registry {
             Who::Agent(_) => {
                 if let Some(id) = c.request {
                     if let Some(r) = self.requests.remove(&id) {
-                        actions.push(Action::Send(
-                            r.viewer,
-                            FromRendezvous::Withdrawn { request: id },
-                        ));
+                        actions.push(Action::Send(r.viewer, FromRendezvous::Withdrawn { request: id }));
                     }
                 }
             }
@@ -404,23 +339,14 @@ impl Registry {
                 if self.online.get(&fp) == Some(&conn) {
                     self.online.remove(&fp);
                 }
-                let ids: Vec<u64> = self
-                    .requests
-                    .iter()
-                    .filter(|(_, r)| r.viewer == conn)
-                    .map(|(&id, _)| id)
-                    .collect();
+                let ids: Vec<u64> =
+                    self.requests.iter().filter(|(_, r)| r.viewer == conn).map(|(&id, _)| id).collect();
                 for id in ids {
                     let r = self.requests.remove(&id).expect("just listed");
                     if let Some(a) = self.conns.get_mut(&r.agent) {
                         a.request = None;
                     }
-                    actions.push(Action::Send(
-                        r.agent,
-                        FromRendezvous::Refused {
-                            reason: Refusal::Offline,
-                        },
-                    ));
+                    actions.push(Action::Send(r.agent, FromRendezvous::Refused { reason: Refusal::Offline }));
                 }
             }
         }
@@ -432,16 +358,12 @@ impl Registry {
     /// listed are signed out; everyone else keeps their connection.
     pub fn set_directory(&mut self, directory: Directory) -> Vec<Action> {
         self.directory = directory;
-        let removed: Vec<ConnId> = self
-            .online
-            .iter()
-            .filter(|(fp, _)| self.directory.get(fp).is_none())
-            .map(|(_, &c)| c)
-            .collect();
+        let removed: Vec<ConnId> =
+            self.online.iter().filter(|(fp, _)| self.directory.get(fp).is_none()).map(|(_, &c)| c).collect();
         let mut actions = Vec::new();
         for conn in removed {
             actions.extend(self.drop_conn(conn));
-            actions.push(Action::Close(conn, "removed from the staff directory"));
+            actions.push(Action::Close(conn, CloseCode::NotAuthorized, "removed from the staff directory"));
         }
         self.staff_dirty = true;
         actions
@@ -450,32 +372,18 @@ impl Registry {
     /// Timers: unanswered requests, coalesced presence updates.
     pub fn tick(&mut self, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
-        let expired: Vec<u64> = self
-            .requests
-            .iter()
-            .filter(|(_, r)| r.deadline <= now)
-            .map(|(&id, _)| id)
-            .collect();
+        let expired: Vec<u64> =
+            self.requests.iter().filter(|(_, r)| r.deadline <= now).map(|(&id, _)| id).collect();
         for id in expired {
             let r = self.requests.remove(&id).expect("just listed");
             if let Some(a) = self.conns.get_mut(&r.agent) {
                 a.request = None;
             }
-            actions.push(Action::Send(
-                r.agent,
-                FromRendezvous::Refused {
-                    reason: Refusal::NoAnswer,
-                },
-            ));
-            actions.push(Action::Send(
-                r.viewer,
-                FromRendezvous::Withdrawn { request: id },
-            ));
+            actions.push(Action::Send(r.agent, FromRendezvous::Refused { reason: Refusal::NoAnswer }));
+            actions.push(Action::Send(r.viewer, FromRendezvous::Withdrawn { request: id }));
             self.staff_dirty = true;
         }
-        let due = self
-            .last_push
-            .is_none_or(|t| now.duration_since(t) >= STAFF_PUSH_INTERVAL);
+        let due = self.last_push.is_none_or(|t| now.duration_since(t) >= STAFF_PUSH_INTERVAL);
         if self.staff_dirty && due {
             self.staff_dirty = false;
             self.last_push = Some(now);
@@ -505,10 +413,7 @@ impl Registry {
 fn with_observed(mut candidates: Vec<Candidate>, observed: SocketAddr) -> Vec<Candidate> {
     candidates.retain(|c| c.kind == CandidateKind::Host);
     candidates.truncate(CANDIDATES_MAX - 1);
-    candidates.push(Candidate {
-        addr: observed.into(),
-        kind: CandidateKind::Observed,
-    });
+    candidates.push(Candidate { addr: observed.into(), kind: CandidateKind::Observed });
     candidates
 }
 

@@ -103,14 +103,10 @@ impl SessionError {
             },
             quinn::ConnectionError::LocallyClosed => SessionError::LocallyClosed,
             quinn::ConnectionError::ConnectionClosed(ref close) if is_crypto(close.error_code) => {
-                SessionError::Refused {
-                    detail: e.to_string(),
-                }
+                SessionError::Refused { detail: e.to_string() }
             }
             quinn::ConnectionError::TransportError(ref t) if is_crypto(t.code) => {
-                SessionError::Refused {
-                    detail: e.to_string(),
-                }
+                SessionError::Refused { detail: e.to_string() }
             }
             other => SessionError::Lost(other),
         }

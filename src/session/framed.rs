@@ -23,11 +23,7 @@ pub struct FramedSend<M> {
 impl<M: Message> FramedSend<M> {
     /// Wraps a stream whose tag (if any) has already been written.
     pub fn new(stream: quinn::SendStream) -> Self {
-        FramedSend {
-            stream,
-            buf: Vec::new(),
-            _m: PhantomData,
-        }
+        FramedSend { stream, buf: Vec::new(), _m: PhantomData }
     }
 
     /// Sends one message. It is on its way when this returns; quinn's flow
@@ -35,18 +31,12 @@ impl<M: Message> FramedSend<M> {
     pub async fn send(&mut self, msg: &M) -> Result<(), SessionError> {
         self.buf.clear();
         encode(msg, &mut self.buf)?;
-        self.stream
-            .write_all(&self.buf)
-            .await
-            .map_err(SessionError::from_write)
+        self.stream.write_all(&self.buf).await.map_err(SessionError::from_write)
     }
 
     /// Writes bytes as they are: the stream tag, or frames encoded elsewhere.
     pub async fn write_raw(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
-        self.stream
-            .write_all(bytes)
-            .await
-            .map_err(SessionError::from_write)
+        self.stream.write_all(bytes).await.map_err(SessionError::from_write)
     }
 
     /// Appends a message to a batch sent by [`FramedSend::flush`], so many
@@ -57,11 +47,7 @@ impl<M: Message> FramedSend<M> {
 
     /// Sends what [`FramedSend::queue`] collected.
     pub async fn flush(&mut self) -> Result<(), SessionError> {
-        let result = self
-            .stream
-            .write_all(&self.buf)
-            .await
-            .map_err(SessionError::from_write);
+        let result = self.stream.write_all(&self.buf).await.map_err(SessionError::from_write);
         self.buf.clear();
         result
     }
@@ -79,11 +65,7 @@ impl<M: Message> FramedSend<M> {
 
     /// Waits until the peer has everything (after [`FramedSend::finish`]) or stopped the stream.
     pub async fn stopped(&mut self) -> Result<(), SessionError> {
-        self.stream
-            .stopped()
-            .await
-            .map(|_| ())
-            .map_err(|_| SessionError::StreamClosed)
+        self.stream.stopped().await.map(|_| ()).map_err(|_| SessionError::StreamClosed)
     }
 
     /// Sets the stream's send priority (higher goes first).
@@ -93,11 +75,7 @@ impl<M: Message> FramedSend<M> {
 
     /// The same stream carrying another message type of the same kind.
     pub fn retype<N: Message>(self) -> FramedSend<N> {
-        FramedSend {
-            stream: self.stream,
-            buf: self.buf,
-            _m: PhantomData,
-        }
+        FramedSend { stream: self.stream, buf: self.buf, _m: PhantomData }
     }
 }
 
@@ -112,59 +90,31 @@ pub struct FramedRecv<M> {
 impl<M: Message> FramedRecv<M> {
     /// Wraps a stream whose tag (if any) has already been read.
     pub fn new(stream: quinn::RecvStream) -> Self {
-        FramedRecv {
-            stream,
-            decoder: FrameDecoder::new(M::KIND.max_frame()),
-            _m: PhantomData,
-        }
+        FramedRecv { stream, decoder: FrameDecoder::new(M::KIND.max_frame()), _m: PhantomData }
     }
 
     /// The next message, `None` at a clean end of the stream.
     pub async fn recv(&mut self) -> Result<Option<M>, SessionError> {
-        self.recv_with(decode::<M>)
-            .await?
-            .transpose()
-            .map_err(SessionError::from)
+        self.recv_with(decode::<M>).await?.transpose().map_err(SessionError::from)
     }
 
     /// The next frame payload handed to `f`, for the hello, whose version is
     /// read before the rest.
-    pub async fn recv_with<R>(
-        &mut self,
-        f: impl FnOnce(&[u8]) -> R,
-    ) -> Result<Option<R>, SessionError> {
+    pub async fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, SessionError> {
         loop {
             match self.decoder.next_frame() {
                 Ok(Some(payload)) => return Ok(Some(f(payload))),
                 Ok(None) => {}
-                Err(source) => {
-                    return Err(ProtoError::Frame {
-                        kind: M::KIND,
-                        source,
-                    }
-                    .into())
-                }
+                Err(source) => return Err(ProtoError::Frame { kind: M::KIND, source }.into()),
             }
             let want = self.decoder.wants().clamp(64 * 1024, READ_CHUNK);
-            match self
-                .stream
-                .read_chunk(want, true)
-                .await
-                .map_err(SessionError::from_read)?
-            {
-                Some(chunk) => {
-                    self.decoder
-                        .push(&chunk.bytes)
-                        .map_err(|source| ProtoError::Frame {
-                            kind: M::KIND,
-                            source,
-                        })?
-                }
+            match self.stream.read_chunk(want, true).await.map_err(SessionError::from_read)? {
+                Some(chunk) => self
+                    .decoder
+                    .push(&chunk.bytes)
+                    .map_err(|source| ProtoError::Frame { kind: M::KIND, source })?,
                 None => {
-                    self.decoder.finish().map_err(|source| ProtoError::Frame {
-                        kind: M::KIND,
-                        source,
-                    })?;
+                    self.decoder.finish().map_err(|source| ProtoError::Frame { kind: M::KIND, source })?;
                     return Ok(None);
                 }
             }
@@ -176,14 +126,11 @@ impl<M: Message> FramedRecv<M> {
         let _ = self.stream.stop(quinn::VarInt::from_u32(code));
     }
 
-    /// The same stream carrying another message type of the same kind; the
-    /// bytes already buffered stay.
+    /// The same stream carrying another message type (after the hello); the
+    /// bytes already buffered stay, the new type's frame limit applies.
     pub fn retype<N: Message>(self) -> FramedRecv<N> {
-        debug_assert_eq!(M::KIND.max_frame(), N::KIND.max_frame());
-        FramedRecv {
-            stream: self.stream,
-            decoder: self.decoder,
-            _m: PhantomData,
-        }
+        let mut decoder = self.decoder;
+        decoder.set_max(N::KIND.max_frame());
+        FramedRecv { stream: self.stream, decoder, _m: PhantomData }
     }
 }

@@ -27,9 +27,7 @@ pub fn priority(kind: StreamKind) -> i32 {
 pub fn may_open(sender: Role, kind: StreamKind) -> bool {
     matches!(
         (sender, kind),
-        (Role::Agent, StreamKind::Screen)
-            | (Role::Viewer, StreamKind::Input)
-            | (_, StreamKind::File)
+        (Role::Agent, StreamKind::Screen) | (Role::Viewer, StreamKind::Input) | (_, StreamKind::File)
     ) && sender != Role::Rendezvous
 }
 
@@ -61,16 +59,9 @@ impl Link {
         if M::KIND.is_bidi() || !may_open(self.role, M::KIND) {
             return Err(SessionError::UnexpectedStream);
         }
-        let mut stream = self
-            .conn
-            .open_uni()
-            .await
-            .map_err(SessionError::from_connection)?;
+        let mut stream = self.conn.open_uni().await.map_err(SessionError::from_connection)?;
         let _ = stream.set_priority(priority(M::KIND));
-        stream
-            .write_all(&[M::KIND.tag()])
-            .await
-            .map_err(SessionError::from_write)?;
+        stream.write_all(&[M::KIND.tag()]).await.map_err(SessionError::from_write)?;
         Ok(FramedSend::new(stream))
     }
 
@@ -79,11 +70,7 @@ impl Link {
     /// is a protocol error.
     pub async fn accept(&self) -> Result<IncomingStream, SessionError> {
         loop {
-            let mut stream = self
-                .conn
-                .accept_uni()
-                .await
-                .map_err(SessionError::from_connection)?;
+            let mut stream = self.conn.accept_uni().await.map_err(SessionError::from_connection)?;
             let mut tag = [0u8; 1];
             if stream.read_exact(&mut tag).await.is_err() {
                 // Reset before its first byte: nothing to do with it.
@@ -121,8 +108,7 @@ impl Link {
 
     /// Closes the connection at once; unsent data is dropped.
     pub fn close(&self, code: CloseCode, reason: &str) {
-        self.conn
-            .close(quinn::VarInt::from_u32(code.to_u32()), reason.as_bytes());
+        self.conn.close(quinn::VarInt::from_u32(code.to_u32()), reason.as_bytes());
     }
 
     /// Resolves when the connection is closed, with why.

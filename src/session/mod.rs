@@ -24,9 +24,7 @@ use lifebuoy_proto::close::CloseCode;
 use lifebuoy_proto::control::{Control, EndReason};
 use lifebuoy_proto::hello::{peek_version, Capabilities};
 use lifebuoy_proto::verification::{check_reveal, commitment, NONCE_LEN};
-use lifebuoy_proto::{
-    decode, Fingerprint, Hello, ProtocolVersion, Role, StreamKind, VerificationCode,
-};
+use lifebuoy_proto::{decode, Fingerprint, Hello, ProtocolVersion, Role, StreamKind, VerificationCode};
 
 pub use error::SessionError;
 pub use framed::{FramedRecv, FramedSend};
@@ -53,7 +51,7 @@ pub struct LocalSide {
 }
 
 impl LocalSide {
-    fn hello(&self, verification: [u8; NONCE_LEN]) -> Hello {
+    pub(crate) fn hello(&self, verification: [u8; NONCE_LEN]) -> Hello {
         Hello {
             version: ProtocolVersion::CURRENT,
             role: self.role,
@@ -113,35 +111,21 @@ async fn within<T>(
 ) -> Result<T, SessionError> {
     tokio::time::timeout(HANDSHAKE_TIMEOUT, fut)
         .await
-        .map_err(|_| SessionError::Timeout {
-            stage,
-            seconds: HANDSHAKE_TIMEOUT.as_secs(),
-        })?
+        .map_err(|_| SessionError::Timeout { stage, seconds: HANDSHAKE_TIMEOUT.as_secs() })?
 }
 
 /// Explains a failed TLS handshake by what our verifier saw.
-fn explain(observed: Observed, expected: Option<Fingerprint>, err: SessionError) -> SessionError {
+pub(crate) fn explain(observed: Observed, expected: Option<Fingerprint>, err: SessionError) -> SessionError {
     let refused = matches!(err, SessionError::Refused { .. });
     match observed {
-        Observed {
-            presented: Some(presented),
-            pin_ok: false,
-            ..
-        } => match expected {
-            Some(expected) => SessionError::WrongPeer {
-                expected,
-                presented,
-            },
+        Observed { presented: Some(presented), pin_ok: false, .. } => match expected {
+            Some(expected) => SessionError::WrongPeer { expected, presented },
             None => err,
         },
-        Observed {
-            presented: Some(presented),
-            signature_ok: Some(false),
-            ..
-        } => SessionError::ForgedCertificate { presented },
-        Observed {
-            presented: None, ..
-        } if refused && expected.is_some() => SessionError::NoPeerCertificate,
+        Observed { presented: Some(presented), signature_ok: Some(false), .. } => {
+            SessionError::ForgedCertificate { presented }
+        }
+        Observed { presented: None, .. } if refused && expected.is_some() => SessionError::NoPeerCertificate,
         _ => err,
     }
 }
@@ -156,10 +140,7 @@ fn fail(conn: &quinn::Connection, err: SessionError) -> SessionError {
         }
         _ => CloseCode::ProtocolError,
     };
-    conn.close(
-        quinn::VarInt::from_u32(code.to_u32()),
-        err.to_string().as_bytes(),
-    );
+    conn.close(quinn::VarInt::from_u32(code.to_u32()), err.to_string().as_bytes());
     err
 }
 
@@ -167,16 +148,13 @@ fn check_role(local: &LocalSide, hello: &Hello) -> Result<(), SessionError> {
     if hello.role == local.peer_role() && local.role != Role::Rendezvous {
         Ok(())
     } else {
-        Err(SessionError::RoleMismatch {
-            ours: local.role,
-            theirs: hello.role,
-        })
+        Err(SessionError::RoleMismatch { ours: local.role, theirs: hello.role })
     }
 }
 
 /// Reads the peer's hello: version first, so a hello of another major
 /// version is reported as such rather than as garbage.
-async fn read_hello(rx: &mut FramedRecv<Hello>) -> Result<Hello, SessionError> {
+pub(crate) async fn read_hello(rx: &mut FramedRecv<Hello>) -> Result<Hello, SessionError> {
     let parsed = rx
         .recv_with(|payload| (peek_version(payload), decode::<Hello>(payload)))
         .await?
@@ -207,11 +185,7 @@ impl Session {
         .map_err(|e| explain(verifier.observed(), Some(pin), e))?;
         match within("the hello exchange", Self::client_hellos(&conn, local, pin)).await {
             Ok((peer_hello, control, code)) => Ok(Session {
-                peer: PeerInfo {
-                    fingerprint: pin,
-                    hello: peer_hello,
-                    code,
-                },
+                peer: PeerInfo { fingerprint: pin, hello: peer_hello, code },
                 control,
                 link: Link::new(conn, local.role),
             }),
@@ -225,10 +199,7 @@ impl Session {
         pin: Fingerprint,
     ) -> Result<(Hello, ControlChannel, VerificationCode), SessionError> {
         let my_nonce = nonce();
-        let (send, recv) = conn
-            .open_bi()
-            .await
-            .map_err(SessionError::from_connection)?;
+        let (send, recv) = conn.open_bi().await.map_err(SessionError::from_connection)?;
         let mut tx = FramedSend::<Hello>::new(send);
         tx.set_priority(link::priority(StreamKind::Control));
         // Tag and hello in one write: one packet.
@@ -241,20 +212,9 @@ impl Session {
         let mut tx = tx.retype::<Control>();
         tx.send(&Control::Reveal { nonce: my_nonce }).await?;
         // The verifier let the handshake finish only for the pinned key.
-        let code = VerificationCode::derive(
-            &local.identity.fingerprint(),
-            &pin,
-            &my_nonce,
-            &hello.verification,
-        );
-        Ok((
-            hello,
-            ControlChannel {
-                tx,
-                rx: rx.retype(),
-            },
-            code,
-        ))
+        let code =
+            VerificationCode::derive(&local.identity.fingerprint(), &pin, &my_nonce, &hello.verification);
+        Ok((hello, ControlChannel { tx, rx: rx.retype() }, code))
     }
 
     /// Accepts an incoming connection from the holder of the key `pin` names.
@@ -263,11 +223,8 @@ impl Session {
         local: &LocalSide,
         pin: Fingerprint,
     ) -> Result<Session, SessionError> {
-        let (config, verifier) =
-            server_config(&local.identity, ClientPolicy::Pinned(pin), ALPN_PEER)?;
-        let connecting = incoming
-            .accept_with(Arc::new(config))
-            .map_err(SessionError::from_connection)?;
+        let (config, verifier) = server_config(&local.identity, ClientPolicy::Pinned(pin), ALPN_PEER)?;
+        let connecting = incoming.accept_with(Arc::new(config)).map_err(SessionError::from_connection)?;
         let conn = within("the encrypted handshake", async {
             connecting.await.map_err(SessionError::from_connection)
         })
@@ -275,11 +232,7 @@ impl Session {
         .map_err(|e| explain(verifier.observed(), Some(pin), e))?;
         match within("the hello exchange", Self::server_hellos(&conn, local, pin)).await {
             Ok((peer_hello, control, code)) => Ok(Session {
-                peer: PeerInfo {
-                    fingerprint: pin,
-                    hello: peer_hello,
-                    code,
-                },
+                peer: PeerInfo { fingerprint: pin, hello: peer_hello, code },
                 control,
                 link: Link::new(conn, local.role),
             }),
@@ -292,14 +245,9 @@ impl Session {
         local: &LocalSide,
         pin: Fingerprint,
     ) -> Result<(Hello, ControlChannel, VerificationCode), SessionError> {
-        let (send, mut recv) = conn
-            .accept_bi()
-            .await
-            .map_err(SessionError::from_connection)?;
+        let (send, mut recv) = conn.accept_bi().await.map_err(SessionError::from_connection)?;
         let mut tag = [0u8; 1];
-        recv.read_exact(&mut tag)
-            .await
-            .map_err(|_| SessionError::StreamClosed)?;
+        recv.read_exact(&mut tag).await.map_err(|_| SessionError::StreamClosed)?;
         if StreamKind::from_tag(tag[0]) != Some(StreamKind::Control) {
             return Err(SessionError::UnexpectedStream);
         }
@@ -324,20 +272,8 @@ impl Session {
         match rx.recv().await? {
             Some(Control::Reveal { nonce }) => {
                 check_reveal(&hello.verification, &nonce).map_err(|_| SessionError::Commitment)?;
-                let code = VerificationCode::derive(
-                    &local.identity.fingerprint(),
-                    &pin,
-                    &nonce,
-                    &my_nonce,
-                );
-                Ok((
-                    hello,
-                    ControlChannel {
-                        tx: tx.retype(),
-                        rx,
-                    },
-                    code,
-                ))
+                let code = VerificationCode::derive(&local.identity.fingerprint(), &pin, &nonce, &my_nonce);
+                Ok((hello, ControlChannel { tx: tx.retype(), rx }, code))
             }
             Some(_) => Err(SessionError::Commitment),
             None => Err(SessionError::StreamClosed),
@@ -347,11 +283,9 @@ impl Session {
     /// Ends the session: tells the peer why, then closes the connection.
     /// Call the endpoint's `wait_idle` before exiting so the close is sent.
     pub async fn end(mut self, reason: EndReason) {
-        let _ = tokio::time::timeout(
-            Duration::from_millis(200),
-            self.control.tx.send(&Control::End { reason }),
-        )
-        .await;
+        let _ =
+            tokio::time::timeout(Duration::from_millis(200), self.control.tx.send(&Control::End { reason }))
+                .await;
         self.link.close(CloseCode::Ended, &format!("{reason:?}"));
     }
 }
