@@ -1,9 +1,14 @@
 //! The `lifebuoy` command: one binary, one sub-command per role.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use lifebuoy::config::{config_dir, RENDEZVOUS_KEY, TECHNICIAN_KEY};
+use lifebuoy::net::Identity;
+use lifebuoy::proto::Fingerprint;
+use lifebuoy::roles::{self, CompanyServer};
 
 mod demo;
 
@@ -20,6 +25,22 @@ struct Cli {
 
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Args, Debug, Clone, Copy)]
+struct Server {
+    /// The company's rendezvous server (host IP and UDP port).
+    #[arg(long, value_name = "ADDR")]
+    rendezvous: SocketAddr,
+    /// The rendezvous server's fingerprint (`lifebuoy id --rendezvous` on the server).
+    #[arg(long, value_name = "FINGERPRINT")]
+    rendezvous_pin: Fingerprint,
+}
+
+impl From<Server> for CompanyServer {
+    fn from(s: Server) -> CompanyServer {
+        CompanyServer { addr: s.rendezvous, pin: s.rendezvous_pin }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -40,11 +61,46 @@ enum Command {
     Rendezvous {
         /// UDP address to listen on.
         #[arg(long, default_value = "0.0.0.0:5515", value_name = "ADDR")]
-        listen: std::net::SocketAddr,
+        listen: SocketAddr,
         /// Staff directory (TOML; see certs/staff.example.toml). Reloaded
         /// when it changes or on SIGHUP.
         #[arg(long, value_name = "FILE")]
         staff: PathBuf,
+        /// UDP address of the relay, for customers and technicians whose
+        /// NATs defeat a direct connection.
+        #[arg(long, default_value = "0.0.0.0:5510", value_name = "ADDR")]
+        relay: SocketAddr,
+        /// Run without a relay.
+        #[arg(long)]
+        no_relay: bool,
+    },
+    /// The customer's side, without a window: ask a technician for help.
+    Agent {
+        #[command(flatten)]
+        server: Server,
+        /// The technician: name as listed, or fingerprint.
+        #[arg(long)]
+        staff: String,
+        /// Your name or customer number, shown to the technician.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// End the session as soon as it stands (for scripted tests).
+        #[arg(long)]
+        end_after_connect: bool,
+    },
+    /// The technician's side, without a window: answer requests.
+    Viewer {
+        #[command(flatten)]
+        server: Server,
+        /// Your name as customers see it in the hello.
+        #[arg(long, default_value = "technician")]
+        name: String,
+        /// Accept every request automatically (for scripted tests).
+        #[arg(long)]
+        accept_all: bool,
+        /// Exit after this many sessions (0: keep serving).
+        #[arg(long, default_value_t = 0)]
+        sessions: u32,
     },
     /// Try lifebuoy on this machine: an agent and a viewer with fresh keys
     /// connect over loopback and show their verification codes.
@@ -59,12 +115,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Id { name, rendezvous } => id(cli.config_dir, &name, rendezvous),
-        Command::Rendezvous { listen, staff } => rendezvous(cli.config_dir, listen, staff),
-        Command::Demo => demo::run(),
-    };
-    match result {
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lifebuoy: {e:#}");
@@ -73,60 +124,49 @@ fn main() -> ExitCode {
     }
 }
 
-fn key(config_dir: Option<PathBuf>, file: &str, name: &str) -> anyhow::Result<lifebuoy::net::Identity> {
-    let dir = lifebuoy::config::config_dir(config_dir)
-        .ok_or_else(|| anyhow::anyhow!("no home folder found: pass --config-dir"))?;
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let dir = cli.config_dir;
+    let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build();
+    match cli.command {
+        Command::Id { name, rendezvous } => {
+            let identity = if rendezvous {
+                key(dir, RENDEZVOUS_KEY, "lifebuoy rendezvous")?
+            } else {
+                key(dir, TECHNICIAN_KEY, &name)?
+            };
+            println!("{}", identity.fingerprint());
+            Ok(())
+        }
+        Command::Rendezvous { listen, staff, relay, no_relay } => {
+            let identity = key(dir, RENDEZVOUS_KEY, "lifebuoy rendezvous")?;
+            runtime()?.block_on(roles::rendezvous::run(identity, listen, staff, (!no_relay).then_some(relay)))
+        }
+        Command::Agent { server, staff, label, end_after_connect } => {
+            runtime()?.block_on(roles::agent::run(roles::agent::AgentOptions {
+                server: server.into(),
+                staff,
+                label,
+                end_after_connect,
+            }))
+        }
+        Command::Viewer { server, name, accept_all, sessions } => {
+            let identity = key(dir, TECHNICIAN_KEY, &name)?;
+            runtime()?.block_on(roles::viewer::run(
+                identity,
+                roles::viewer::ViewerOptions { server: server.into(), name, accept: accept_all, sessions },
+            ))
+        }
+        Command::Demo => demo::run(),
+    }
+}
+
+fn key(explicit: Option<PathBuf>, file: &str, name: &str) -> anyhow::Result<Identity> {
+    let dir =
+        config_dir(explicit).ok_or_else(|| anyhow::anyhow!("no home folder found: pass --config-dir"))?;
     let path = dir.join(file);
-    let (identity, created) = lifebuoy::net::Identity::load_or_create(&path, name)?;
+    let (identity, created) = Identity::load_or_create(&path, name)?;
     if created {
         eprintln!("Created a new key in {}", path.display());
     }
     Ok(identity)
-}
-
-fn id(config_dir: Option<PathBuf>, name: &str, rendezvous: bool) -> anyhow::Result<()> {
-    let identity = if rendezvous {
-        key(config_dir, lifebuoy::config::RENDEZVOUS_KEY, "lifebuoy rendezvous")?
-    } else {
-        key(config_dir, lifebuoy::config::TECHNICIAN_KEY, name)?
-    };
-    println!("{}", identity.fingerprint());
-    Ok(())
-}
-
-fn rendezvous(
-    config_dir: Option<PathBuf>,
-    listen: std::net::SocketAddr,
-    staff: PathBuf,
-) -> anyhow::Result<()> {
-    let identity = key(config_dir, lifebuoy::config::RENDEZVOUS_KEY, "lifebuoy rendezvous")?;
-    let fingerprint = identity.fingerprint();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async move {
-        let server =
-            lifebuoy::rendezvous::server::Server::start(lifebuoy::rendezvous::server::ServerConfig {
-                listen,
-                identity: std::sync::Arc::new(identity),
-                directory: staff,
-                limits: Default::default(),
-            })
-            .await?;
-        println!("rendezvous listening on {} (UDP)", server.local_addr());
-        println!("rendezvous fingerprint {fingerprint}");
-        shutdown_signal().await;
-        server.shutdown().await;
-        Ok(())
-    })
-}
-
-/// Ctrl+C, or SIGTERM (systemd, kill).
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler");
-        tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }

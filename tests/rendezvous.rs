@@ -37,6 +37,7 @@ async fn company(staff: &[(&str, Fingerprint)], limits: Limits) -> Company {
         listen: "127.0.0.1:0".parse().unwrap(),
         identity,
         directory: staff_file.path().to_owned(),
+        relay: Some("127.0.0.1:0".parse().unwrap()),
         limits,
     })
     .await

@@ -15,6 +15,7 @@
 
 pub mod close;
 pub mod control;
+pub mod datagram;
 pub mod file;
 pub mod fingerprint;
 pub mod frame;

@@ -195,6 +195,8 @@ pub struct Go {
     pub observed: PeerAddr,
     /// Pairs the two sides on the relay if punching fails.
     pub relay_token: [u8; 16],
+    /// UDP port of the relay on the rendezvous host (0: no relay).
+    pub relay_port: u16,
     /// Whether this side is the QUIC client of the peer connection.
     pub quic_client: bool,
     /// Start punching this many milliseconds after receiving this, so both

@@ -175,6 +175,7 @@ fn from_rendezvous() -> Vec<FromRendezvous> {
             peer_candidates: candidates(),
             observed: PeerAddr::V4([198, 51, 100, 7], 61000),
             relay_token: [4; 16],
+            relay_port: 5510,
             quic_client: true,
             punch_in_ms: 40,
         }),

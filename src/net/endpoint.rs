@@ -61,8 +61,17 @@ pub fn make_endpoint(
         None => None,
     };
     let socket = bind_udp(addr).map_err(|source| EndpointError::Bind { addr, source })?;
-    quinn::Endpoint::new(quinn::EndpointConfig::default(), server, socket, Arc::new(quinn::TokioRuntime))
+    quinn::Endpoint::new(endpoint_config(), server, socket, Arc::new(quinn::TokioRuntime))
         .map_err(|source| EndpointError::Bind { addr, source })
+}
+
+/// Endpoint settings for every lifebuoy endpoint: never grease the QUIC
+/// fixed bit, so a first byte without it is always a lifebuoy datagram
+/// (see `lifebuoy_proto::datagram`).
+pub fn endpoint_config() -> quinn::EndpointConfig {
+    let mut config = quinn::EndpointConfig::default();
+    config.grease_quic_bit(false);
+    config
 }
 
 /// An endpoint could not be made.

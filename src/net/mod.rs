@@ -1,8 +1,11 @@
 //! Networking: identities, pinned TLS, QUIC transport settings, endpoints.
 
+pub mod candidates;
 pub mod endpoint;
 pub mod identity;
 pub mod pin;
+pub mod punch;
+pub mod socket;
 pub mod tls;
 pub mod transport;
 

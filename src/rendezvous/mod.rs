@@ -5,4 +5,5 @@ pub mod client;
 pub mod directory;
 pub mod limits;
 pub mod registry;
+pub mod relay;
 pub mod server;

@@ -95,12 +95,17 @@ pub struct Registry {
     staff_dirty: bool,
     last_push: Option<Instant>,
     new_token: Box<dyn FnMut() -> [u8; 16] + Send>,
+    relay_port: u16,
 }
 
 impl Registry {
     /// A registry for `directory`; `new_token` makes relay tokens (random
     /// in the server, predictable in tests).
-    pub fn new(directory: Directory, new_token: Box<dyn FnMut() -> [u8; 16] + Send>) -> Registry {
+    pub fn new(
+        directory: Directory,
+        relay_port: u16,
+        new_token: Box<dyn FnMut() -> [u8; 16] + Send>,
+    ) -> Registry {
         Registry {
             directory,
             conns: HashMap::new(),
@@ -110,6 +115,7 @@ impl Registry {
             staff_dirty: false,
             last_push: None,
             new_token,
+            relay_port,
         }
     }
 
@@ -297,6 +303,7 @@ impl Registry {
             peer_candidates: with_observed(candidates, v.observed),
             observed: a.observed.into(),
             relay_token: token,
+            relay_port: self.relay_port,
             quic_client: true,
             punch_in_ms: agent_wait.as_millis().min(u32::MAX as u128) as u32,
         };
@@ -306,6 +313,7 @@ impl Registry {
             peer_candidates: with_observed(r.agent_candidates, a.observed),
             observed: v.observed.into(),
             relay_token: token,
+            relay_port: self.relay_port,
             quic_client: false,
             punch_in_ms: 0,
         };

@@ -18,6 +18,7 @@ fn registry() -> Registry {
     let mut n = 0u8;
     Registry::new(
         directory(&[("Anna", ANNA), ("Bernd", BERND)]),
+        5510,
         Box::new(move || {
             n += 1;
             [n; 16]

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::directory::{Directory, DirectoryError};
 use super::limits::{Bucket, KeyedLimiter, Rate};
 use super::registry::{Action, ConnId, Registry, Who};
+use super::relay::Relay;
 use crate::net::identity::Identity;
 use crate::net::pin::ClientPolicy;
 use crate::net::tls::{server_config, ALPN_RENDEZVOUS};
@@ -67,6 +68,8 @@ pub struct ServerConfig {
     pub identity: Arc<Identity>,
     /// The staff directory file; reloaded when it changes or on SIGHUP.
     pub directory: PathBuf,
+    /// UDP address of the relay (5510); `None` runs no relay.
+    pub relay: Option<SocketAddr>,
     /// Abuse limits.
     pub limits: Limits,
 }
@@ -85,6 +88,7 @@ pub enum ServerError {
 /// A running server.
 pub struct Server {
     endpoint: quinn::Endpoint,
+    relay: Option<Relay>,
     stats: Arc<Stats>,
     reload: mpsc::Sender<()>,
 }
@@ -130,7 +134,7 @@ impl Server {
         let socket = crate::net::endpoint::bind_udp(config.listen)
             .map_err(|source| EndpointError::Bind { addr: config.listen, source })?;
         let endpoint = quinn::Endpoint::new(
-            quinn::EndpointConfig::default(),
+            crate::net::endpoint::endpoint_config(),
             Some(quic),
             socket,
             Arc::new(quinn::TokioRuntime),
@@ -138,8 +142,15 @@ impl Server {
         .map_err(|source| EndpointError::Bind { addr: config.listen, source })?;
         let stats = Arc::new(Stats::default());
         let (events_tx, events_rx) = mpsc::channel(4096);
-        let registry = Registry::new(directory, Box::new(rand::random));
-        tokio::spawn(core(registry, events_rx, stats.clone()));
+        let relay = match config.relay {
+            Some(addr) => {
+                Some(Relay::start(addr).await.map_err(|source| EndpointError::Bind { addr, source })?)
+            }
+            None => None,
+        };
+        let relay_port = relay.as_ref().map_or(0, |r| r.local_addr().port());
+        let registry = Registry::new(directory, relay_port, Box::new(rand::random));
+        tokio::spawn(core(registry, events_rx, stats.clone(), relay.clone()));
         let (reload_tx, reload_rx) = mpsc::channel(1);
         tokio::spawn(watch_directory(config.directory.clone(), events_tx.clone(), reload_rx));
         let local = LocalSide {
@@ -149,12 +160,17 @@ impl Server {
             capabilities: Capabilities::default(),
         };
         tokio::spawn(accept_loop(endpoint.clone(), local, config.limits, events_tx, stats.clone()));
-        Ok(Server { endpoint, stats, reload: reload_tx })
+        Ok(Server { endpoint, relay, stats, reload: reload_tx })
     }
 
     /// Where it listens.
     pub fn local_addr(&self) -> SocketAddr {
         self.endpoint.local_addr().expect("bound socket has an address")
+    }
+
+    /// Where the relay listens, if it runs.
+    pub fn relay_addr(&self) -> Option<SocketAddr> {
+        self.relay.as_ref().map(Relay::local_addr)
     }
 
     /// Counters.
@@ -353,7 +369,12 @@ async fn read_loop(
 }
 
 /// The task that owns the registry.
-async fn core(mut registry: Registry, mut events: mpsc::Receiver<Event>, stats: Arc<Stats>) {
+async fn core(
+    mut registry: Registry,
+    mut events: mpsc::Receiver<Event>,
+    stats: Arc<Stats>,
+    relay: Option<Relay>,
+) {
     let mut conns: HashMap<ConnId, (mpsc::Sender<FromRendezvous>, quinn::Connection)> = HashMap::new();
     loop {
         let now = Instant::now();
@@ -403,8 +424,10 @@ async fn core(mut registry: Registry, mut events: mpsc::Receiver<Event>, stats: 
                         handle.close(code.to_u32().into(), reason.as_bytes());
                     }
                 }
-                Action::AllowRelay { .. } => {
-                    // The relay joins in its own change; until then punching is the only path.
+                Action::AllowRelay { token, expires } => {
+                    if let Some(relay) = &relay {
+                        relay.allow(token, expires);
+                    }
                 }
             }
         }

@@ -1,0 +1,137 @@
+//! Datagrams lifebuoy sends beside QUIC on the same UDP socket: hole-punch
+//! probes and relay binding.
+//!
+//! They begin with a zero byte. A QUIC packet always has the fixed bit
+//! (0x40) of its first byte set unless both ends agreed to grease it, and
+//! lifebuoy endpoints never agree to, so the first byte tells the two apart.
+//! The layout is fixed (no varints) and small:
+//!
+//! ```text
+//! 0x00 'L' 'B' 'Y' | kind (1) | token (16) | [side (1), bind only]
+//! ```
+
+/// The four bytes every lifebuoy datagram starts with.
+pub const MAGIC: [u8; 4] = [0x00, b'L', b'B', b'Y'];
+/// Length of a punch or bound datagram.
+pub const SHORT_LEN: usize = 21;
+/// Length of a bind datagram.
+pub const BIND_LEN: usize = 22;
+
+/// Which end of a peer connection a relay binding is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RelaySide {
+    /// The QUIC client (the agent).
+    Client,
+    /// The QUIC server (the viewer).
+    Server,
+}
+
+/// A non-QUIC datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Datagram {
+    /// Opens the sender's NAT towards the peer; the receiver ignores it.
+    Punch {
+        /// The request's relay token, so a receiver can tell its peer's punches apart.
+        token: [u8; 16],
+    },
+    /// To the relay: pair me with the other holder of this token.
+    RelayBind {
+        /// From the go signal.
+        token: [u8; 16],
+        /// Which end this is.
+        side: RelaySide,
+    },
+    /// From the relay: both ends are bound; QUIC may flow.
+    RelayBound {
+        /// The token that was bound.
+        token: [u8; 16],
+    },
+}
+
+/// Not a lifebuoy datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not a lifebuoy datagram")]
+pub struct NotADatagram;
+
+/// Whether a received datagram may be one of ours rather than QUIC.
+pub fn is_lifebuoy(first_byte: u8) -> bool {
+    first_byte & 0x40 == 0
+}
+
+impl Datagram {
+    /// The wire form.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        match self {
+            Datagram::Punch { token } => {
+                out.push(1);
+                out.extend_from_slice(token);
+            }
+            Datagram::RelayBind { token, side } => {
+                out.push(2);
+                out.extend_from_slice(token);
+                out.push(match side {
+                    RelaySide::Client => 0,
+                    RelaySide::Server => 1,
+                });
+            }
+            Datagram::RelayBound { token } => {
+                out.push(3);
+                out.extend_from_slice(token);
+            }
+        }
+        out
+    }
+
+    /// Parses a received datagram; anything else is refused.
+    pub fn decode(bytes: &[u8]) -> Result<Datagram, NotADatagram> {
+        if bytes.len() < SHORT_LEN || bytes[..4] != MAGIC {
+            return Err(NotADatagram);
+        }
+        let mut token = [0u8; 16];
+        token.copy_from_slice(&bytes[5..21]);
+        match (bytes[4], bytes.len()) {
+            (1, SHORT_LEN) => Ok(Datagram::Punch { token }),
+            (2, BIND_LEN) => match bytes[21] {
+                0 => Ok(Datagram::RelayBind { token, side: RelaySide::Client }),
+                1 => Ok(Datagram::RelayBind { token, side: RelaySide::Server }),
+                _ => Err(NotADatagram),
+            },
+            (3, SHORT_LEN) => Ok(Datagram::RelayBound { token }),
+            _ => Err(NotADatagram),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_lengths() {
+        for d in [
+            Datagram::Punch { token: [1; 16] },
+            Datagram::RelayBind { token: [2; 16], side: RelaySide::Client },
+            Datagram::RelayBind { token: [3; 16], side: RelaySide::Server },
+            Datagram::RelayBound { token: [4; 16] },
+        ] {
+            let wire = d.encode();
+            assert!(is_lifebuoy(wire[0]));
+            assert_eq!(Datagram::decode(&wire), Ok(d));
+            for cut in 0..wire.len() {
+                assert_eq!(Datagram::decode(&wire[..cut]), Err(NotADatagram));
+            }
+            let mut longer = wire.clone();
+            longer.push(0);
+            assert_eq!(Datagram::decode(&longer), Err(NotADatagram));
+        }
+    }
+
+    #[test]
+    fn quic_packets_are_not_ours() {
+        // Long header (Initial) and short header packets set the fixed bit.
+        assert!(!is_lifebuoy(0xc3));
+        assert!(!is_lifebuoy(0x40));
+        assert_eq!(Datagram::decode(&[0xc3; 1200]), Err(NotADatagram));
+    }
+}

@@ -1,0 +1,246 @@
+//! Finding a path to the peer after the go signal: directly over the LAN,
+//! directly through both NATs (hole punching), or through the relay.
+//!
+//! The agent is the QUIC client and the viewer the server. The viewer opens
+//! its own NAT towards every address of the agent with probes whose TTL
+//! runs out before they reach the agent's NAT; the agent, after a wait the
+//! rendezvous computed from both round-trip times, sends its QUIC Initial to
+//! every address of the viewer, LAN addresses first. The first attempt that
+//! completes the pinned handshake and hellos wins; the others are dropped.
+//!
+//! Why the viewer's probes must not reach the agent's NAT: a NAT without an
+//! inbound firewall answers an unexpected packet itself and keeps a
+//! conntrack entry for it; when the agent's own packet then leaves, the NAT
+//! must pick another port for it, and the viewer's NAT, opened towards the
+//! old port, drops everything (FINDINGS.md, "stale conntrack entry").
+//! A low TTL opens our NAT and dies on the way; the agent's wait makes sure
+//! our NAT is open before the agent's first packet arrives.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use lifebuoy_proto::datagram::{Datagram, RelaySide};
+use lifebuoy_proto::rendezvous::{CandidateKind, Go};
+use tokio::task::JoinSet;
+
+use super::socket::PeerEndpoint;
+use crate::session::{LocalSide, Session, SessionError};
+
+/// TTL of the viewer's probes: through its own NAT, not to the agent's.
+pub const PROBE_TTL: u8 = 2;
+/// How long the viewer keeps probing, and how often.
+pub const PROBE_FOR: Duration = Duration::from_millis(1500);
+const PROBE_EVERY: Duration = Duration::from_millis(25);
+/// LAN candidates get this head start over public ones.
+pub const LAN_HEAD_START: Duration = Duration::from_millis(20);
+/// Without a direct path by then, both sides go to the relay.
+pub const DIRECT_DEADLINE: Duration = Duration::from_millis(2000);
+/// Without any path by then, give up.
+pub const CONNECT_DEADLINE: Duration = Duration::from_secs(12);
+const BIND_EVERY: Duration = Duration::from_millis(100);
+
+/// How the two sides reached each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    /// Directly, over local addresses.
+    DirectLan,
+    /// Directly, through the NATs.
+    DirectPunched,
+    /// Through the relay, over UDP.
+    RelayUdp,
+    /// Through the relay, tunnelled over TCP.
+    RelayTcp,
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Path::DirectLan => "direct (LAN)",
+            Path::DirectPunched => "direct (through NAT)",
+            Path::RelayUdp => "relay (UDP)",
+            Path::RelayTcp => "relay (TCP)",
+        })
+    }
+}
+
+/// A session and the path it runs on.
+#[derive(Debug)]
+pub struct PeerLink {
+    /// The session.
+    pub session: Session,
+    /// The path.
+    pub path: Path,
+    /// The address the peer's packets come from.
+    pub addr: SocketAddr,
+}
+
+/// Connects to the peer named in `go`, trying every path. `relay` is the
+/// relay's address, if the company runs one.
+pub async fn connect_peer(
+    endpoint: &PeerEndpoint,
+    local: &LocalSide,
+    go: &Go,
+    relay: Option<SocketAddr>,
+) -> Result<PeerLink, SessionError> {
+    let attempt = async {
+        if go.quic_client {
+            as_client(endpoint, local, go, relay).await
+        } else {
+            as_server(endpoint, local, go, relay).await
+        }
+    };
+    tokio::time::timeout(CONNECT_DEADLINE, attempt).await.map_err(|_| SessionError::Timeout {
+        stage: "reaching the other side",
+        seconds: CONNECT_DEADLINE.as_secs(),
+    })?
+}
+
+fn path_of(go: &Go, addr: SocketAddr, relay: Option<SocketAddr>) -> Path {
+    if Some(addr) == relay {
+        return Path::RelayUdp;
+    }
+    let host =
+        go.peer_candidates.iter().any(|c| c.kind == CandidateKind::Host && SocketAddr::from(c.addr) == addr);
+    if host {
+        Path::DirectLan
+    } else {
+        Path::DirectPunched
+    }
+}
+
+/// Tells the relay which end we are until it confirms the pairing.
+async fn bind_relay(endpoint: &PeerEndpoint, relay: SocketAddr, token: [u8; 16], side: RelaySide) {
+    let bind = Datagram::RelayBind { token, side };
+    let mut tick = tokio::time::interval(BIND_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let _ = endpoint.send(relay, &bind, None);
+            }
+            got = endpoint.recv() => match got {
+                Some((from, Datagram::RelayBound { token: t })) if from == relay && t == token => return,
+                Some(_) => {}
+                None => return,
+            },
+        }
+    }
+}
+
+async fn as_client(
+    endpoint: &PeerEndpoint,
+    local: &LocalSide,
+    go: &Go,
+    relay: Option<SocketAddr>,
+) -> Result<PeerLink, SessionError> {
+    tokio::time::sleep(Duration::from_millis(go.punch_in_ms.into())).await;
+    let started = Instant::now();
+    let mut attempts = JoinSet::new();
+    let mut seen = Vec::new();
+    for c in &go.peer_candidates {
+        let addr = SocketAddr::from(c.addr);
+        if seen.contains(&addr) {
+            continue;
+        }
+        seen.push(addr);
+        let delay = if c.kind == CandidateKind::Host { Duration::ZERO } else { LAN_HEAD_START };
+        let (quic, local, pin) = (endpoint.quic.clone(), local.clone(), go.peer);
+        attempts.spawn(async move {
+            tokio::time::sleep(delay).await;
+            (addr, Session::connect(&quic, addr, &local, pin).await)
+        });
+    }
+    let relay_attempt = async {
+        let Some(relay) = relay else { return std::future::pending().await };
+        tokio::time::sleep_until((started + DIRECT_DEADLINE).into()).await;
+        tracing::info!("no direct path after {DIRECT_DEADLINE:?}: trying the relay {relay}");
+        bind_relay(endpoint, relay, go.relay_token, RelaySide::Client).await;
+        (relay, Session::connect(&endpoint.quic, relay, local, go.peer).await)
+    };
+    tokio::pin!(relay_attempt);
+    let mut relay_pending = relay.is_some();
+    loop {
+        let (addr, result) = tokio::select! {
+            joined = attempts.join_next(), if !attempts.is_empty() => match joined {
+                Some(Ok(r)) => r,
+                _ => continue,
+            },
+            r = &mut relay_attempt, if relay_pending => {
+                relay_pending = false;
+                r
+            }
+        };
+        match result {
+            Ok(session) => {
+                attempts.abort_all();
+                let path = path_of(go, addr, relay);
+                tracing::info!(%addr, %path, "connected to the technician");
+                return Ok(PeerLink { session, path, addr });
+            }
+            Err(e) => {
+                // A candidate can be wrong in any way (another machine with
+                // the same private address, even another lifebuoy): only
+                // when every path failed is the connection a failure.
+                tracing::debug!(%addr, "attempt failed: {e}");
+                if attempts.is_empty() && !relay_pending {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+async fn as_server(
+    endpoint: &PeerEndpoint,
+    local: &LocalSide,
+    go: &Go,
+    relay: Option<SocketAddr>,
+) -> Result<PeerLink, SessionError> {
+    let started = Instant::now();
+    let targets: Vec<SocketAddr> = go.peer_candidates.iter().map(|c| c.addr.into()).collect();
+    let probe = async {
+        let punch = Datagram::Punch { token: go.relay_token };
+        while started.elapsed() < PROBE_FOR {
+            for &to in &targets {
+                let _ = endpoint.send(to, &punch, Some(PROBE_TTL));
+            }
+            tokio::time::sleep(PROBE_EVERY).await;
+        }
+        std::future::pending::<()>().await
+    };
+    let relay_bind = async {
+        let Some(relay) = relay else { return std::future::pending().await };
+        tokio::time::sleep_until((started + DIRECT_DEADLINE).into()).await;
+        bind_relay(endpoint, relay, go.relay_token, RelaySide::Server).await;
+        std::future::pending::<()>().await
+    };
+    let mut handshakes = JoinSet::new();
+    tokio::pin!(probe, relay_bind);
+    loop {
+        tokio::select! {
+            incoming = endpoint.quic.accept() => {
+                let Some(incoming) = incoming else { return Err(SessionError::LocallyClosed) };
+                let (local, pin) = (local.clone(), go.peer);
+                handshakes.spawn(async move {
+                    let addr = incoming.remote_address();
+                    (addr, Session::accept(incoming, &local, pin).await)
+                });
+            }
+            joined = handshakes.join_next(), if !handshakes.is_empty() => {
+                let Some(Ok((addr, result))) = joined else { continue };
+                match result {
+                    Ok(session) => {
+                        handshakes.abort_all();
+                        let path = path_of(go, addr, relay);
+                        tracing::info!(%addr, %path, "connected to the customer");
+                        return Ok(PeerLink { session, path, addr });
+                    }
+                    // Someone else knocking (a scan, a stale attempt): keep waiting.
+                    Err(e) => tracing::debug!(%addr, "refused an incoming connection: {e}"),
+                }
+            }
+            _ = &mut probe => {}
+            _ = &mut relay_bind => {}
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The relay (UDP 5510): for peers that cannot reach each other directly.
+//!
+//! It pairs the two ends of an accepted request by the one-time token the
+//! rendezvous gave both, then forwards every datagram from one end's address
+//! to the other's, blind: QUIC and its pinned TLS run end to end through
+//! it, so the relay can read nothing and forge nothing. Tokens it was not
+//! told about are ignored; an unused token lapses; a pair idle for
+//! [`PAIR_IDLE`] is forgotten.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lifebuoy_proto::datagram::{is_lifebuoy, Datagram, RelaySide};
+
+/// A pair with no traffic for this long is dropped.
+pub const PAIR_IDLE: Duration = Duration::from_secs(30);
+/// Most tokens and pairs held at once.
+pub const PAIRS_MAX: usize = 10_000;
+
+#[derive(Debug)]
+struct Pair {
+    expires: Instant,
+    client: Option<SocketAddr>,
+    server: Option<SocketAddr>,
+}
+
+/// The relay's state, without I/O.
+#[derive(Debug, Default)]
+pub struct Pairings {
+    tokens: HashMap<[u8; 16], Pair>,
+    routes: HashMap<SocketAddr, (SocketAddr, [u8; 16])>,
+}
+
+/// What to do with a datagram.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Forward {
+    /// Send these bytes on to this address.
+    To(SocketAddr),
+    /// Answer the sender (and maybe its peer) with these datagrams.
+    Reply(Vec<(SocketAddr, Datagram)>),
+    /// Nothing.
+    Drop,
+}
+
+impl Pairings {
+    /// The rendezvous handed out `token`; accept bindings for it until `expires`.
+    pub fn allow(&mut self, token: [u8; 16], expires: Instant) {
+        if self.tokens.len() < PAIRS_MAX {
+            self.tokens.entry(token).or_insert(Pair { expires, client: None, server: None });
+        }
+    }
+
+    /// Decides what to do with a datagram from `from`.
+    pub fn on_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Forward {
+        if bytes.is_empty() {
+            return Forward::Drop;
+        }
+        if is_lifebuoy(bytes[0]) {
+            if let Ok(Datagram::RelayBind { token, side }) = Datagram::decode(bytes) {
+                return self.bind(now, from, token, side);
+            }
+            // Punch probes and anything else between bound peers pass through.
+        }
+        match self.routes.get(&from) {
+            Some(&(to, token)) => {
+                if let Some(pair) = self.tokens.get_mut(&token) {
+                    pair.expires = now + PAIR_IDLE;
+                }
+                Forward::To(to)
+            }
+            None => Forward::Drop,
+        }
+    }
+
+    fn bind(&mut self, now: Instant, from: SocketAddr, token: [u8; 16], side: RelaySide) -> Forward {
+        let Some(pair) = self.tokens.get_mut(&token) else { return Forward::Drop };
+        if pair.expires <= now {
+            return Forward::Drop;
+        }
+        let slot = match side {
+            RelaySide::Client => &mut pair.client,
+            RelaySide::Server => &mut pair.server,
+        };
+        match slot {
+            None => *slot = Some(from),
+            // First binding wins: a second address for the same end is ignored.
+            Some(addr) if *addr != from => return Forward::Drop,
+            Some(_) => {}
+        }
+        let (Some(client), Some(server)) = (pair.client, pair.server) else { return Forward::Drop };
+        pair.expires = pair.expires.max(now + PAIR_IDLE);
+        self.routes.insert(client, (server, token));
+        self.routes.insert(server, (client, token));
+        let bound = Datagram::RelayBound { token };
+        Forward::Reply(vec![(client, bound), (server, bound)])
+    }
+
+    /// Forgets lapsed tokens and idle pairs.
+    pub fn sweep(&mut self, now: Instant) {
+        let routes = &mut self.routes;
+        self.tokens.retain(|_, p| {
+            let keep = p.expires > now;
+            if !keep {
+                for addr in [p.client, p.server].into_iter().flatten() {
+                    routes.remove(&addr);
+                }
+            }
+            keep
+        });
+    }
+
+    /// Pairs and tokens held.
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+}
+
+/// A running UDP relay.
+#[derive(Clone, Debug)]
+pub struct Relay {
+    pairings: Arc<Mutex<Pairings>>,
+    local: SocketAddr,
+}
+
+impl Relay {
+    /// Binds `listen` and starts forwarding.
+    pub async fn start(listen: SocketAddr) -> std::io::Result<Relay> {
+        let socket = tokio::net::UdpSocket::from_std(crate::net::endpoint::bind_udp(listen)?)?;
+        let local = socket.local_addr()?;
+        let pairings = Arc::new(Mutex::new(Pairings::default()));
+        tokio::spawn(forward_loop(socket, pairings.clone()));
+        let sweeper = pairings.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                sweeper.lock().expect("not poisoned").sweep(Instant::now());
+            }
+        });
+        Ok(Relay { pairings, local })
+    }
+
+    /// Where it listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Accept bindings for `token` until `expires`.
+    pub fn allow(&self, token: [u8; 16], expires: Instant) {
+        self.pairings.lock().expect("not poisoned").allow(token, expires);
+    }
+}
+
+async fn forward_loop(socket: tokio::net::UdpSocket, pairings: Arc<Mutex<Pairings>>) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let (n, from) = match socket.recv_from(&mut buf).await {
+            Ok(r) => r,
+            // ICMP errors from a peer that went away surface here; keep serving.
+            Err(_) => continue,
+        };
+        let decision = pairings.lock().expect("not poisoned").on_datagram(Instant::now(), from, &buf[..n]);
+        match decision {
+            Forward::To(to) => {
+                let _ = socket.send_to(&buf[..n], to).await;
+            }
+            Forward::Reply(replies) => {
+                for (to, d) in replies {
+                    let _ = socket.send_to(&d.encode(), to).await;
+                }
+            }
+            Forward::Drop => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn bind(token: u8, side: RelaySide) -> Vec<u8> {
+        Datagram::RelayBind { token: [token; 16], side }.encode()
+    }
+
+    #[test]
+    fn pairs_by_token_then_forwards_both_ways() {
+        let now = Instant::now();
+        let mut p = Pairings::default();
+        let (a, b, stranger) = (addr("198.51.100.2:4000"), addr("198.51.100.3:5000"), addr("203.0.113.66:1"));
+        assert_eq!(p.on_datagram(now, a, &bind(1, RelaySide::Client)), Forward::Drop, "unknown token");
+        p.allow([1; 16], now + Duration::from_secs(60));
+        assert_eq!(
+            p.on_datagram(now, a, &bind(1, RelaySide::Client)),
+            Forward::Drop,
+            "waiting for the other end"
+        );
+        assert_eq!(p.on_datagram(now, a, &[0xc3; 1200]), Forward::Drop, "nothing flows before pairing");
+        let bound = Datagram::RelayBound { token: [1; 16] };
+        assert_eq!(
+            p.on_datagram(now, b, &bind(1, RelaySide::Server)),
+            Forward::Reply(vec![(a, bound), (b, bound)])
+        );
+        assert_eq!(p.on_datagram(now, a, &[0xc3; 1200]), Forward::To(b));
+        assert_eq!(p.on_datagram(now, b, &[0x41; 40]), Forward::To(a));
+        assert_eq!(p.on_datagram(now, stranger, &[0x41; 40]), Forward::Drop);
+        // A third party with the token cannot take a bound end.
+        assert_eq!(p.on_datagram(now, stranger, &bind(1, RelaySide::Client)), Forward::Drop);
+        assert_eq!(p.on_datagram(now, a, &[0xc3; 10]), Forward::To(b));
+    }
+
+    #[test]
+    fn lapsed_tokens_and_idle_pairs_are_forgotten() {
+        let now = Instant::now();
+        let mut p = Pairings::default();
+        let (a, b) = (addr("127.0.0.1:1"), addr("127.0.0.1:2"));
+        p.allow([2; 16], now + Duration::from_secs(1));
+        assert_eq!(
+            p.on_datagram(now + Duration::from_secs(2), a, &bind(2, RelaySide::Client)),
+            Forward::Drop
+        );
+        p.allow([3; 16], now + Duration::from_secs(60));
+        p.on_datagram(now, a, &bind(3, RelaySide::Client));
+        p.on_datagram(now, b, &bind(3, RelaySide::Server));
+        p.sweep(now + Duration::from_secs(2));
+        assert_eq!(p.len(), 1, "the lapsed token is gone, the pair stays");
+        p.sweep(now + PAIR_IDLE + Duration::from_secs(61));
+        assert!(p.is_empty());
+        assert_eq!(p.on_datagram(now + Duration::from_secs(200), a, &[0xc3; 10]), Forward::Drop);
+    }
+}

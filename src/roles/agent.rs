@@ -1,0 +1,122 @@
+//! The customer's side without a window: sign in with a fresh key, pick a
+//! technician, request, connect by the best path, hold the session.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use lifebuoy_proto::control::EndReason;
+use lifebuoy_proto::hello::Capabilities;
+use lifebuoy_proto::rendezvous::{FromRendezvous, Presence, Refusal, StaffEntry, ToRendezvous};
+use lifebuoy_proto::Role;
+
+use super::{bind_addr_for, CompanyServer};
+use crate::net::candidates::host_candidates;
+use crate::net::punch::connect_peer;
+use crate::net::socket::PeerEndpoint;
+use crate::net::Identity;
+use crate::rendezvous::client::RendezvousClient;
+use crate::session::LocalSide;
+
+/// What the customer chose.
+#[derive(Clone, Debug)]
+pub struct AgentOptions {
+    /// The company's server.
+    pub server: CompanyServer,
+    /// Technician name (case-insensitive) or fingerprint.
+    pub staff: String,
+    /// What the customer typed as name or customer number.
+    pub label: String,
+    /// End the session right after it stands (scripted tests).
+    pub end_after_connect: bool,
+}
+
+/// Why no technician could be reached, in the customer's words.
+fn refusal_text(reason: Refusal) -> &'static str {
+    match reason {
+        Refusal::UnknownStaff => "this technician is not (or no longer) in the company's list",
+        Refusal::Offline => "the technician is offline",
+        Refusal::Busy => "the technician is busy; try again in a moment or choose someone else",
+        Refusal::Declined => "the technician declined the request",
+        Refusal::NoAnswer => "the technician did not answer in time",
+        Refusal::RateLimited => "too many requests from this network; wait a minute",
+        Refusal::AlreadyRequested => "a request is already waiting",
+    }
+}
+
+fn choose<'a>(staff: &'a [StaffEntry], wanted: &str) -> Option<&'a StaffEntry> {
+    let fp = wanted.parse().ok();
+    staff.iter().find(|s| Some(s.fingerprint) == fp || s.name.eq_ignore_ascii_case(wanted.trim()))
+}
+
+/// Runs the agent until the session ends.
+pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
+    // A fresh key, never written anywhere: after exit nothing can reconnect.
+    let identity = Arc::new(Identity::generate("lifebuoy agent")?);
+    let endpoint = PeerEndpoint::bind(bind_addr_for(options.server.addr), &identity)?;
+    let local = LocalSide {
+        identity,
+        role: Role::Agent,
+        name: options.label.clone(),
+        capabilities: Capabilities::default(),
+    };
+    let mut rv = RendezvousClient::connect(&endpoint.quic, options.server.addr, &local, options.server.pin)
+        .await
+        .with_context(|| format!("the company server {} cannot be reached", options.server.addr))?;
+    rv.send(&ToRendezvous::ListStaff).await?;
+    let staff = loop {
+        match rv.recv().await? {
+            Some(FromRendezvous::Staff { entries }) => break entries,
+            Some(_) => continue,
+            None => bail!("the company server ended the connection"),
+        }
+    };
+    for s in &staff {
+        println!("staff: {} ({:?})", s.name, s.presence);
+    }
+    let Some(chosen) = choose(&staff, &options.staff) else {
+        bail!("no technician called {:?}", options.staff)
+    };
+    if chosen.presence == Presence::Offline {
+        bail!("{} is offline", chosen.name);
+    }
+    let port = endpoint.local_addr().port();
+    rv.send(&ToRendezvous::Request {
+        staff: chosen.fingerprint,
+        label: options.label.clone(),
+        candidates: host_candidates(port),
+    })
+    .await?;
+    println!("waiting for {} to accept", chosen.name);
+    let go = loop {
+        match rv.recv().await? {
+            Some(FromRendezvous::Go(go)) => break go,
+            Some(FromRendezvous::Refused { reason }) => bail!("{}: {}", chosen.name, refusal_text(reason)),
+            Some(_) => continue,
+            None => bail!("the company server ended the connection"),
+        }
+    };
+    let started = Instant::now();
+    let relay = options.server.relay(go.relay_port);
+    let link = connect_peer(&endpoint, &local, &go, relay).await.context("cannot reach the technician")?;
+    // Nothing more to ask the server: the session is between the two now.
+    rv.close();
+    println!(
+        "connected: path={} rtt_ms={:.2} setup_ms={:.1} code={}",
+        link.path,
+        link.session.link.rtt().as_secs_f64() * 1e3,
+        started.elapsed().as_secs_f64() * 1e3,
+        link.session.peer.code
+    );
+    let session = link.session;
+    if options.end_after_connect {
+        session.end(EndReason::CustomerEnded).await;
+    } else {
+        tokio::select! {
+            why = session.link.closed() => println!("session ended: {why}"),
+            _ = super::shutdown_signal() => session.end(EndReason::CustomerEnded).await,
+        }
+    }
+    endpoint.quic.wait_idle().await;
+    Ok(())
+}

@@ -1,0 +1,34 @@
+//! `lifebuoy rendezvous`: the company's server until SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::net::Identity;
+use crate::rendezvous::server::{Limits, Server, ServerConfig};
+
+/// Runs the server until Ctrl+C or SIGTERM.
+pub async fn run(
+    identity: Identity,
+    listen: SocketAddr,
+    staff: PathBuf,
+    relay: Option<SocketAddr>,
+) -> anyhow::Result<()> {
+    let fingerprint = identity.fingerprint();
+    let server = Server::start(ServerConfig {
+        listen,
+        identity: Arc::new(identity),
+        directory: staff,
+        relay,
+        limits: Limits::default(),
+    })
+    .await?;
+    println!("rendezvous listening on {} (UDP)", server.local_addr());
+    if let Some(relay) = server.relay_addr() {
+        println!("relay listening on {relay} (UDP)");
+    }
+    println!("rendezvous fingerprint {fingerprint}");
+    super::shutdown_signal().await;
+    server.shutdown().await;
+    Ok(())
+}
