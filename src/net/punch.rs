@@ -28,14 +28,24 @@ use super::socket::PeerEndpoint;
 use crate::session::{LocalSide, Session, SessionError};
 
 /// TTL of the viewer's probes: through its own NAT, not to the agent's.
+/// `LIFEBUOY_PROBE_TTL` overrides it (a technician behind two NATs needs 3).
 pub const PROBE_TTL: u8 = 2;
+
+fn probe_ttl() -> u8 {
+    std::env::var("LIFEBUOY_PROBE_TTL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or(PROBE_TTL)
+}
 /// How long the viewer keeps probing, and how often.
 pub const PROBE_FOR: Duration = Duration::from_millis(1500);
 const PROBE_EVERY: Duration = Duration::from_millis(25);
 /// LAN candidates get this head start over public ones.
-pub const LAN_HEAD_START: Duration = Duration::from_millis(20);
-/// Without a direct path by then, both sides go to the relay.
-pub const DIRECT_DEADLINE: Duration = Duration::from_millis(2000);
+pub const LAN_HEAD_START: Duration = Duration::from_millis(5);
+/// Without a direct path by then, the agent connects through the relay
+/// (both sides bind to it from the start, so only the handshake is left).
+pub const DIRECT_DEADLINE: Duration = Duration::from_millis(1000);
 /// Without any path by then, give up.
 pub const CONNECT_DEADLINE: Duration = Duration::from_secs(12);
 const BIND_EVERY: Duration = Duration::from_millis(100);
@@ -152,9 +162,10 @@ async fn as_client(
     }
     let relay_attempt = async {
         let Some(relay) = relay else { return std::future::pending().await };
+        // Bound early, so the fallback costs one handshake, not a pairing too.
+        bind_relay(endpoint, relay, go.relay_token, RelaySide::Client).await;
         tokio::time::sleep_until((started + DIRECT_DEADLINE).into()).await;
         tracing::info!("no direct path after {DIRECT_DEADLINE:?}: trying the relay {relay}");
-        bind_relay(endpoint, relay, go.relay_token, RelaySide::Client).await;
         (relay, Session::connect(&endpoint.quic, relay, local, go.peer).await)
     };
     tokio::pin!(relay_attempt);
@@ -200,9 +211,10 @@ async fn as_server(
     let targets: Vec<SocketAddr> = go.peer_candidates.iter().map(|c| c.addr.into()).collect();
     let probe = async {
         let punch = Datagram::Punch { token: go.relay_token };
+        let ttl = probe_ttl();
         while started.elapsed() < PROBE_FOR {
             for &to in &targets {
-                let _ = endpoint.send(to, &punch, Some(PROBE_TTL));
+                let _ = endpoint.send(to, &punch, Some(ttl));
             }
             tokio::time::sleep(PROBE_EVERY).await;
         }
@@ -210,7 +222,6 @@ async fn as_server(
     };
     let relay_bind = async {
         let Some(relay) = relay else { return std::future::pending().await };
-        tokio::time::sleep_until((started + DIRECT_DEADLINE).into()).await;
         bind_relay(endpoint, relay, go.relay_token, RelaySide::Server).await;
         std::future::pending::<()>().await
     };

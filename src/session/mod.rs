@@ -34,6 +34,9 @@ use crate::net::identity::Identity;
 use crate::net::pin::{ClientPolicy, Observed};
 use crate::net::tls::{client_config, server_config, ALPN_PEER, SERVER_NAME};
 
+/// Longest wait for the peer to acknowledge the end of a session.
+pub const END_GRACE: Duration = Duration::from_millis(500);
+
 /// The whole setup (QUIC handshake and hellos) must finish within this.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -282,10 +285,19 @@ impl Session {
 
     /// Ends the session: tells the peer why, then closes the connection.
     /// Call the endpoint's `wait_idle` before exiting so the close is sent.
+    ///
+    /// Waits up to [`END_GRACE`] for the peer to acknowledge the control
+    /// stream, because closing a QUIC connection discards unsent data: a
+    /// session ended right after it started would otherwise lose the reveal
+    /// the peer still needs.
     pub async fn end(mut self, reason: EndReason) {
-        let _ =
-            tokio::time::timeout(Duration::from_millis(200), self.control.tx.send(&Control::End { reason }))
-                .await;
+        let tx = &mut self.control.tx;
+        let _ = tokio::time::timeout(END_GRACE, async {
+            tx.send(&Control::End { reason }).await?;
+            tx.finish()?;
+            tx.stopped().await
+        })
+        .await;
         self.link.close(CloseCode::Ended, &format!("{reason:?}"));
     }
 }

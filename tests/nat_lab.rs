@@ -1,0 +1,210 @@
+//! The NAT lab: the real `lifebuoy` binaries (rendezvous, viewer, agent) in
+//! network namespaces behind real NATs made with nftables, one topology per
+//! case (see `lab/natlab`), each asserting the path both sides report.
+//!
+//! Needs root (CI runs as root). Without it these tests fail, loudly: they
+//! are the proof that hole punching and the relay work.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_lifebuoy");
+const RENDEZVOUS: &str = "203.0.113.10:5515";
+const RELAY: &str = "203.0.113.10:5510";
+
+/// Punching is timing-sensitive: one lab at a time on a 2-core machine.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn natlab() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/natlab")
+}
+
+struct Lab {
+    prefix: String,
+    children: Vec<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    fn up(case: &str) -> Lab {
+        assert!(
+            nix_is_root(),
+            "the NAT lab needs root for network namespaces and nftables (CI runs as root)"
+        );
+        let prefix = format!("lb{}n{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let status = Command::new(natlab()).args(["up", &prefix, case]).status().expect("running lab/natlab");
+        assert!(status.success(), "building the lab for {case} failed");
+        Lab { prefix, children: Vec::new(), dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn command(&self, node: &str, env: &[(&str, &str)]) -> Command {
+        let mut c = Command::new(natlab());
+        c.args(["exec", &self.prefix, node, "--", "env"]);
+        for (k, v) in env {
+            c.arg(format!("{k}={v}"));
+        }
+        c.arg(BIN);
+        c
+    }
+
+    fn key(&self, who: &str, rendezvous: bool) -> String {
+        let mut c = Command::new(BIN);
+        c.arg("--config-dir").arg(self.dir.path().join(who)).arg("id");
+        if rendezvous {
+            c.arg("--rendezvous");
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// Starts a process and returns its output lines as they come.
+    fn spawn(&mut self, mut command: Command) -> std::sync::mpsc::Receiver<String> {
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        self.children.push(child);
+        rx
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = Command::new(natlab()).args(["down", &self.prefix]).status();
+    }
+}
+
+fn nix_is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false)
+}
+
+/// Waits for a line starting with `prefix`; panics with everything seen if
+/// it does not come in time.
+fn wait_for(rx: &std::sync::mpsc::Receiver<String>, prefix: &str, within: Duration, who: &str) -> String {
+    let deadline = Instant::now() + within;
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) if line.starts_with(prefix) => return line,
+            Ok(line) => seen.push(line),
+            Err(_) => break,
+        }
+    }
+    panic!("{who}: no line starting with {prefix:?} within {within:?}; output was:\n{}", seen.join("\n"));
+}
+
+/// What one run of a case reported.
+#[derive(Debug)]
+struct Outcome {
+    agent: String,
+    viewer: String,
+}
+
+fn run_case(case: &str, viewer_env: &[(&str, &str)]) -> Outcome {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::up(case);
+    let rv_pin = lab.key("rv", true);
+    let tech = lab.key("tech", false);
+    let staff = lab.dir.path().join("staff.toml");
+    std::fs::write(&staff, format!("[[staff]]\nname = \"Anna\"\nfingerprint = \"{tech}\"\n")).unwrap();
+
+    let mut rv = lab.command("rdv", &[]);
+    rv.arg("--config-dir").arg(lab.dir.path().join("rv"));
+    rv.args(["rendezvous", "--listen", RENDEZVOUS, "--relay", RELAY, "--staff"]).arg(&staff);
+    let rv_out = lab.spawn(rv);
+    wait_for(&rv_out, "rendezvous fingerprint", Duration::from_secs(10), "rendezvous");
+
+    let mut viewer = lab.command("hostb", viewer_env);
+    viewer.arg("--config-dir").arg(lab.dir.path().join("tech"));
+    viewer.args([
+        "viewer",
+        "--rendezvous",
+        RENDEZVOUS,
+        "--rendezvous-pin",
+        &rv_pin,
+        "--accept-all",
+        "--sessions",
+        "1",
+    ]);
+    let viewer_out = lab.spawn(viewer);
+    wait_for(&viewer_out, "signed in", Duration::from_secs(10), "viewer");
+
+    let mut agent = lab.command("hosta", &[]);
+    agent.args([
+        "agent",
+        "--rendezvous",
+        RENDEZVOUS,
+        "--rendezvous-pin",
+        &rv_pin,
+        "--staff",
+        "Anna",
+        "--end-after-connect",
+    ]);
+    let agent_out = lab.spawn(agent);
+    let agent_line = wait_for(&agent_out, "connected:", Duration::from_secs(20), "agent");
+    let viewer_line = wait_for(&viewer_out, "connected:", Duration::from_secs(20), "viewer");
+    Outcome { agent: agent_line, viewer: viewer_line }
+}
+
+fn assert_path(outcome: &Outcome, path: &str) {
+    let want = format!("path={path} ");
+    assert!(outcome.agent.contains(&want), "agent: expected {path}, got: {}", outcome.agent);
+    assert!(outcome.viewer.contains(&want), "viewer: expected {path}, got: {}", outcome.viewer);
+    // Both people read the same verification code.
+    let code = |l: &str| l.split("code=").nth(1).map(str::to_owned);
+    assert_eq!(code(&outcome.agent), code(&outcome.viewer));
+}
+
+#[test]
+fn case1_both_nats_endpoint_independent_with_firewalls_connect_directly() {
+    assert_path(&run_case("eim-fw", &[]), "direct (through NAT)");
+}
+
+#[test]
+fn case2_no_firewalls_near_zero_latency_still_connect_directly() {
+    assert_path(&run_case("eim", &[]), "direct (through NAT)");
+}
+
+#[test]
+fn case2_control_full_ttl_probes_fall_into_the_stale_entry_trap() {
+    // The same lab with probes that reach the agent's NAT: the stale
+    // conntrack entry they leave remaps the agent, and punching fails. This
+    // is what the TTL-limited probes of case 2 avoid; if this ever connects
+    // directly, the lab no longer reproduces the trap.
+    let outcome = run_case("eim", &[("LIFEBUOY_PROBE_TTL", "64")]);
+    assert_path(&outcome, "relay (UDP)");
+}
+
+#[test]
+fn case3_both_hosts_behind_the_same_nat_connect_over_the_lan() {
+    assert_path(&run_case("same-nat", &[]), "direct (LAN)");
+}
+
+#[test]
+fn case4_one_symmetric_nat_goes_through_the_relay() {
+    assert_path(&run_case("one-sym", &[]), "relay (UDP)");
+}
+
+#[test]
+fn case5_both_symmetric_nats_go_through_the_relay() {
+    assert_path(&run_case("both-sym", &[]), "relay (UDP)");
+}
