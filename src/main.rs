@@ -35,11 +35,14 @@ struct Server {
     /// The rendezvous server's fingerprint (`lifebuoy id --rendezvous` on the server).
     #[arg(long, value_name = "FINGERPRINT")]
     rendezvous_pin: Fingerprint,
+    /// TCP port of the tunnel on the rendezvous host, used when UDP is blocked.
+    #[arg(long, default_value_t = 5511, value_name = "PORT")]
+    tunnel_port: u16,
 }
 
 impl From<Server> for CompanyServer {
     fn from(s: Server) -> CompanyServer {
-        CompanyServer { addr: s.rendezvous, pin: s.rendezvous_pin }
+        CompanyServer { addr: s.rendezvous, pin: s.rendezvous_pin, tunnel_port: s.tunnel_port }
     }
 }
 
@@ -70,7 +73,10 @@ enum Command {
         /// NATs defeat a direct connection.
         #[arg(long, default_value = "0.0.0.0:5510", value_name = "ADDR")]
         relay: SocketAddr,
-        /// Run without a relay.
+        /// TCP address of the tunnel for networks that block UDP.
+        #[arg(long, default_value = "0.0.0.0:5511", value_name = "ADDR")]
+        relay_tcp: SocketAddr,
+        /// Run without a relay (and without the TCP tunnel).
         #[arg(long)]
         no_relay: bool,
     },
@@ -137,9 +143,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", identity.fingerprint());
             Ok(())
         }
-        Command::Rendezvous { listen, staff, relay, no_relay } => {
+        Command::Rendezvous { listen, staff, relay, relay_tcp, no_relay } => {
             let identity = key(dir, RENDEZVOUS_KEY, "lifebuoy rendezvous")?;
-            runtime()?.block_on(roles::rendezvous::run(identity, listen, staff, (!no_relay).then_some(relay)))
+            runtime()?.block_on(roles::rendezvous::run(
+                identity,
+                listen,
+                staff,
+                (!no_relay).then_some(relay),
+                (!no_relay).then_some(relay_tcp),
+            ))
         }
         Command::Agent { server, staff, label, end_after_connect } => {
             runtime()?.block_on(roles::agent::run(roles::agent::AgentOptions {

@@ -166,9 +166,13 @@ fn run_case(case: &str, viewer_env: &[(&str, &str)]) -> Outcome {
 }
 
 fn assert_path(outcome: &Outcome, path: &str) {
-    let want = format!("path={path} ");
-    assert!(outcome.agent.contains(&want), "agent: expected {path}, got: {}", outcome.agent);
-    assert!(outcome.viewer.contains(&want), "viewer: expected {path}, got: {}", outcome.viewer);
+    assert_paths(outcome, path, path);
+}
+
+/// Each side reports its own leg: through the relay, one may be TCP and the other UDP.
+fn assert_paths(outcome: &Outcome, agent: &str, viewer: &str) {
+    assert!(outcome.agent.contains(&format!("path={agent} ")), "agent: expected {agent}, got: {}", outcome.agent);
+    assert!(outcome.viewer.contains(&format!("path={viewer} ")), "viewer: expected {viewer}, got: {}", outcome.viewer);
     // Both people read the same verification code.
     let code = |l: &str| l.split("code=").nth(1).map(str::to_owned);
     assert_eq!(code(&outcome.agent), code(&outcome.viewer));
@@ -207,4 +211,9 @@ fn case4_one_symmetric_nat_goes_through_the_relay() {
 #[test]
 fn case5_both_symmetric_nats_go_through_the_relay() {
     assert_path(&run_case("both-sym", &[]), "relay (UDP)");
+}
+
+#[test]
+fn case6_udp_blocked_on_the_agents_side_goes_through_the_tcp_tunnel() {
+    assert_paths(&run_case("udp-block", &[]), "relay (TCP)", "relay (UDP)");
 }

@@ -38,6 +38,7 @@ async fn company(staff: &[(&str, Fingerprint)], limits: Limits) -> Company {
         identity,
         directory: staff_file.path().to_owned(),
         relay: Some("127.0.0.1:0".parse().unwrap()),
+        relay_tcp: Some("127.0.0.1:0".parse().unwrap()),
         limits,
     })
     .await

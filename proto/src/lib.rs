@@ -26,6 +26,7 @@ pub mod rendezvous;
 pub mod screen;
 pub mod stream;
 pub mod text;
+pub mod tunnel;
 pub mod verification;
 pub mod version;
 

@@ -8,6 +8,7 @@ pub mod punch;
 pub mod socket;
 pub mod tls;
 pub mod transport;
+pub mod tunnel;
 
 pub use endpoint::{make_endpoint, EndpointError};
 pub use identity::{Identity, IdentityError};

@@ -106,7 +106,10 @@ pub async fn connect_peer(
     })?
 }
 
-fn path_of(go: &Go, addr: SocketAddr, relay: Option<SocketAddr>) -> Path {
+fn path_of(endpoint: &PeerEndpoint, go: &Go, addr: SocketAddr, relay: Option<SocketAddr>) -> Path {
+    if endpoint.is_tunnel() {
+        return Path::RelayTcp;
+    }
     if Some(addr) == relay {
         return Path::RelayUdp;
     }
@@ -147,7 +150,9 @@ async fn as_client(
     let started = Instant::now();
     let mut attempts = JoinSet::new();
     let mut seen = Vec::new();
-    for c in &go.peer_candidates {
+    // Through a TCP tunnel there is no direct path: only the relay.
+    let direct = if endpoint.is_tunnel() { &[][..] } else { &go.peer_candidates[..] };
+    for c in direct {
         let addr = SocketAddr::from(c.addr);
         if seen.contains(&addr) {
             continue;
@@ -164,7 +169,9 @@ async fn as_client(
         let Some(relay) = relay else { return std::future::pending().await };
         // Bound early, so the fallback costs one handshake, not a pairing too.
         bind_relay(endpoint, relay, go.relay_token, RelaySide::Client).await;
-        tokio::time::sleep_until((started + DIRECT_DEADLINE).into()).await;
+        if !endpoint.is_tunnel() {
+            tokio::time::sleep_until((started + DIRECT_DEADLINE).into()).await;
+        }
         tracing::info!("no direct path after {DIRECT_DEADLINE:?}: trying the relay {relay}");
         (relay, Session::connect(&endpoint.quic, relay, local, go.peer).await)
     };
@@ -184,7 +191,7 @@ async fn as_client(
         match result {
             Ok(session) => {
                 attempts.abort_all();
-                let path = path_of(go, addr, relay);
+                let path = path_of(endpoint, go, addr, relay);
                 tracing::info!(%addr, %path, "connected to the technician");
                 return Ok(PeerLink { session, path, addr });
             }
@@ -208,7 +215,12 @@ async fn as_server(
     relay: Option<SocketAddr>,
 ) -> Result<PeerLink, SessionError> {
     let started = Instant::now();
-    let targets: Vec<SocketAddr> = go.peer_candidates.iter().map(|c| c.addr.into()).collect();
+    // Probes cannot leave through a TCP tunnel; there only the relay works.
+    let targets: Vec<SocketAddr> = if endpoint.is_tunnel() {
+        Vec::new()
+    } else {
+        go.peer_candidates.iter().map(|c| c.addr.into()).collect()
+    };
     let probe = async {
         let punch = Datagram::Punch { token: go.relay_token };
         let ttl = probe_ttl();
@@ -242,7 +254,7 @@ async fn as_server(
                 match result {
                     Ok(session) => {
                         handshakes.abort_all();
-                        let path = path_of(go, addr, relay);
+                        let path = path_of(endpoint, go, addr, relay);
                         tracing::info!(%addr, %path, "connected to the customer");
                         return Ok(PeerLink { session, path, addr });
                     }

@@ -23,6 +23,7 @@ use super::endpoint::{bind_udp, endpoint_config, EndpointError};
 use super::identity::Identity;
 use super::pin::ClientPolicy;
 use super::tls::{server_config, ALPN_PEER};
+use super::tunnel::TcpTunnel;
 
 /// Lifebuoy datagrams waiting to be read; more are dropped (they are
 /// repeated by their senders).
@@ -135,13 +136,20 @@ impl AsyncUdpSocket for SharedSocket {
     }
 }
 
+/// What carries an endpoint's datagrams.
+#[derive(Debug)]
+enum Transport {
+    Udp(Arc<SharedSocket>),
+    Tunnel(Arc<TcpTunnel>),
+}
+
 /// An agent's or viewer's endpoint: one socket for the rendezvous, the
 /// punch probes, the relay and the peer.
 #[derive(Debug)]
 pub struct PeerEndpoint {
     /// The QUIC endpoint.
     pub quic: quinn::Endpoint,
-    socket: Arc<SharedSocket>,
+    transport: Transport,
     control: tokio::sync::Mutex<mpsc::Receiver<(SocketAddr, Datagram)>>,
 }
 
@@ -149,23 +157,50 @@ impl PeerEndpoint {
     /// Binds `addr`. Incoming connections are refused unless accepted with
     /// a pin (see [`super::make_endpoint`]).
     pub fn bind(addr: SocketAddr, identity: &Identity) -> Result<PeerEndpoint, EndpointError> {
-        let std_socket = bind_udp(addr).map_err(|source| EndpointError::Bind { addr, source })?;
-        let raw = socket2::Socket::from(
-            std_socket.try_clone().map_err(|source| EndpointError::Bind { addr, source })?,
-        );
-        let inner = quinn::Runtime::wrap_udp_socket(&quinn::TokioRuntime, std_socket)
-            .map_err(|source| EndpointError::Bind { addr, source })?;
+        let bind_err = |source| EndpointError::Bind { addr, source };
+        let std_socket = bind_udp(addr).map_err(bind_err)?;
+        let raw = socket2::Socket::from(std_socket.try_clone().map_err(bind_err)?);
+        let inner = quinn::Runtime::wrap_udp_socket(&quinn::TokioRuntime, std_socket).map_err(bind_err)?;
         let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
         let socket = Arc::new(SharedSocket { inner, raw, control: tx });
-        let (server, _) = server_config(identity, ClientPolicy::Nobody, ALPN_PEER)?;
-        let quic = quinn::Endpoint::new_with_abstract_socket(
+        let quic = Self::endpoint(identity, socket.clone()).map_err(|e| e.at(addr))?;
+        Ok(PeerEndpoint { quic, transport: Transport::Udp(socket), control: tokio::sync::Mutex::new(rx) })
+    }
+
+    /// An endpoint whose datagrams travel through the relay's TCP tunnel at
+    /// `tcp`, for networks that block UDP. `rendezvous` is the address the
+    /// rendezvous will be dialled at (tunnel channel 0).
+    pub async fn tunnel(
+        tcp: SocketAddr,
+        rendezvous: SocketAddr,
+        identity: &Identity,
+    ) -> Result<PeerEndpoint, EndpointError> {
+        let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
+        let tunnel = TcpTunnel::connect(tcp, rendezvous, tx)
+            .await
+            .map_err(|source| EndpointError::Bind { addr: tcp, source })?;
+        let quic = Self::endpoint(identity, tunnel.clone()).map_err(|e| e.at(tcp))?;
+        Ok(PeerEndpoint { quic, transport: Transport::Tunnel(tunnel), control: tokio::sync::Mutex::new(rx) })
+    }
+
+    fn endpoint(
+        identity: &Identity,
+        socket: Arc<dyn AsyncUdpSocket>,
+    ) -> Result<quinn::Endpoint, EndpointSetup> {
+        let (server, _) =
+            server_config(identity, ClientPolicy::Nobody, ALPN_PEER).map_err(EndpointSetup::Tls)?;
+        quinn::Endpoint::new_with_abstract_socket(
             endpoint_config(),
             Some(server),
-            socket.clone(),
+            socket,
             Arc::new(quinn::TokioRuntime),
         )
-        .map_err(|source| EndpointError::Bind { addr, source })?;
-        Ok(PeerEndpoint { quic, socket, control: tokio::sync::Mutex::new(rx) })
+        .map_err(EndpointSetup::Io)
+    }
+
+    /// Whether datagrams go through the TCP tunnel.
+    pub fn is_tunnel(&self) -> bool {
+        matches!(self.transport, Transport::Tunnel(_))
     }
 
     /// Where the socket is bound.
@@ -173,13 +208,34 @@ impl PeerEndpoint {
         self.quic.local_addr().expect("bound socket has an address")
     }
 
-    /// Sends a lifebuoy datagram from the shared socket.
+    /// Sends a lifebuoy datagram from the shared socket (the TTL is ignored
+    /// in the tunnel).
     pub fn send(&self, to: SocketAddr, datagram: &Datagram, ttl: Option<u8>) -> io::Result<()> {
-        self.socket.send(to, datagram, ttl)
+        match &self.transport {
+            Transport::Udp(socket) => socket.send(to, datagram, ttl),
+            Transport::Tunnel(tunnel) => {
+                tunnel.send(to, datagram);
+                Ok(())
+            }
+        }
     }
 
     /// The next lifebuoy datagram that arrived.
     pub async fn recv(&self) -> Option<(SocketAddr, Datagram)> {
         self.control.lock().await.recv().await
+    }
+}
+
+enum EndpointSetup {
+    Tls(super::tls::TlsConfigError),
+    Io(io::Error),
+}
+
+impl EndpointSetup {
+    fn at(self, addr: SocketAddr) -> EndpointError {
+        match self {
+            EndpointSetup::Tls(e) => EndpointError::Tls(e),
+            EndpointSetup::Io(source) => EndpointError::Bind { addr, source },
+        }
     }
 }

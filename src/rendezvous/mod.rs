@@ -6,4 +6,5 @@ pub mod directory;
 pub mod limits;
 pub mod registry;
 pub mod relay;
+pub mod relay_server;
 pub mod server;

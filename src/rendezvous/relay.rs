@@ -1,4 +1,5 @@
-//! The relay (UDP 5510): for peers that cannot reach each other directly.
+//! The relay's pairing rules, without I/O (the shell is `relay_server`):
+//! for peers that cannot reach each other directly.
 //!
 //! It pairs the two ends of an accepted request by the one-time token the
 //! rendezvous gave both, then forwards every datagram from one end's address
@@ -9,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lifebuoy_proto::datagram::{is_lifebuoy, Datagram, RelaySide};
@@ -19,27 +19,36 @@ pub const PAIR_IDLE: Duration = Duration::from_secs(30);
 /// Most tokens and pairs held at once.
 pub const PAIRS_MAX: usize = 10_000;
 
+/// One end of a relayed pair: a UDP address, or a TCP tunnel connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Leg {
+    /// Datagrams from and to this address on the UDP port.
+    Udp(SocketAddr),
+    /// Channel 1 of this tunnel connection on the TCP port.
+    Tcp(u64),
+}
+
 #[derive(Debug)]
 struct Pair {
     expires: Instant,
-    client: Option<SocketAddr>,
-    server: Option<SocketAddr>,
+    client: Option<Leg>,
+    server: Option<Leg>,
 }
 
 /// The relay's state, without I/O.
 #[derive(Debug, Default)]
 pub struct Pairings {
     tokens: HashMap<[u8; 16], Pair>,
-    routes: HashMap<SocketAddr, (SocketAddr, [u8; 16])>,
+    routes: HashMap<Leg, (Leg, [u8; 16])>,
 }
 
 /// What to do with a datagram.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Forward {
-    /// Send these bytes on to this address.
-    To(SocketAddr),
+    /// Send these bytes on to this leg.
+    To(Leg),
     /// Answer the sender (and maybe its peer) with these datagrams.
-    Reply(Vec<(SocketAddr, Datagram)>),
+    Reply(Vec<(Leg, Datagram)>),
     /// Nothing.
     Drop,
 }
@@ -53,7 +62,7 @@ impl Pairings {
     }
 
     /// Decides what to do with a datagram from `from`.
-    pub fn on_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Forward {
+    pub fn on_datagram(&mut self, now: Instant, from: Leg, bytes: &[u8]) -> Forward {
         if bytes.is_empty() {
             return Forward::Drop;
         }
@@ -74,7 +83,7 @@ impl Pairings {
         }
     }
 
-    fn bind(&mut self, now: Instant, from: SocketAddr, token: [u8; 16], side: RelaySide) -> Forward {
+    fn bind(&mut self, now: Instant, from: Leg, token: [u8; 16], side: RelaySide) -> Forward {
         let Some(pair) = self.tokens.get_mut(&token) else { return Forward::Drop };
         if pair.expires <= now {
             return Forward::Drop;
@@ -111,6 +120,17 @@ impl Pairings {
         });
     }
 
+    /// Forgets a leg that went away (a closed tunnel).
+    pub fn forget(&mut self, leg: Leg) {
+        if let Some((_, token)) = self.routes.remove(&leg) {
+            if let Some(pair) = self.tokens.remove(&token) {
+                for l in [pair.client, pair.server].into_iter().flatten() {
+                    self.routes.remove(&l);
+                }
+            }
+        }
+    }
+
     /// Pairs and tokens held.
     pub fn len(&self) -> usize {
         self.tokens.len()
@@ -122,71 +142,12 @@ impl Pairings {
     }
 }
 
-/// A running UDP relay.
-#[derive(Clone, Debug)]
-pub struct Relay {
-    pairings: Arc<Mutex<Pairings>>,
-    local: SocketAddr,
-}
-
-impl Relay {
-    /// Binds `listen` and starts forwarding.
-    pub async fn start(listen: SocketAddr) -> std::io::Result<Relay> {
-        let socket = tokio::net::UdpSocket::from_std(crate::net::endpoint::bind_udp(listen)?)?;
-        let local = socket.local_addr()?;
-        let pairings = Arc::new(Mutex::new(Pairings::default()));
-        tokio::spawn(forward_loop(socket, pairings.clone()));
-        let sweeper = pairings.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(5));
-            loop {
-                tick.tick().await;
-                sweeper.lock().expect("not poisoned").sweep(Instant::now());
-            }
-        });
-        Ok(Relay { pairings, local })
-    }
-
-    /// Where it listens.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local
-    }
-
-    /// Accept bindings for `token` until `expires`.
-    pub fn allow(&self, token: [u8; 16], expires: Instant) {
-        self.pairings.lock().expect("not poisoned").allow(token, expires);
-    }
-}
-
-async fn forward_loop(socket: tokio::net::UdpSocket, pairings: Arc<Mutex<Pairings>>) {
-    let mut buf = vec![0u8; 65536];
-    loop {
-        let (n, from) = match socket.recv_from(&mut buf).await {
-            Ok(r) => r,
-            // ICMP errors from a peer that went away surface here; keep serving.
-            Err(_) => continue,
-        };
-        let decision = pairings.lock().expect("not poisoned").on_datagram(Instant::now(), from, &buf[..n]);
-        match decision {
-            Forward::To(to) => {
-                let _ = socket.send_to(&buf[..n], to).await;
-            }
-            Forward::Reply(replies) => {
-                for (to, d) in replies {
-                    let _ = socket.send_to(&d.encode(), to).await;
-                }
-            }
-            Forward::Drop => {}
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn addr(s: &str) -> SocketAddr {
-        s.parse().unwrap()
+    fn addr(s: &str) -> Leg {
+        Leg::Udp(s.parse().unwrap())
     }
 
     fn bind(token: u8, side: RelaySide) -> Vec<u8> {

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::directory::{Directory, DirectoryError};
 use super::limits::{Bucket, KeyedLimiter, Rate};
 use super::registry::{Action, ConnId, Registry, Who};
-use super::relay::Relay;
+use super::relay_server::Relay;
 use crate::net::identity::Identity;
 use crate::net::pin::ClientPolicy;
 use crate::net::tls::{server_config, ALPN_RENDEZVOUS};
@@ -70,6 +70,9 @@ pub struct ServerConfig {
     pub directory: PathBuf,
     /// UDP address of the relay (5510); `None` runs no relay.
     pub relay: Option<SocketAddr>,
+    /// TCP address of the tunnel to the relay and rendezvous (5511), for
+    /// networks that block UDP; only with a relay.
+    pub relay_tcp: Option<SocketAddr>,
     /// Abuse limits.
     pub limits: Limits,
 }
@@ -143,9 +146,15 @@ impl Server {
         let stats = Arc::new(Stats::default());
         let (events_tx, events_rx) = mpsc::channel(4096);
         let relay = match config.relay {
-            Some(addr) => {
-                Some(Relay::start(addr).await.map_err(|source| EndpointError::Bind { addr, source })?)
-            }
+            Some(addr) => Some(
+                Relay::start(
+                    addr,
+                    config.relay_tcp,
+                    endpoint.local_addr().map_err(|source| EndpointError::Bind { addr, source })?,
+                )
+                .await
+                .map_err(|source| EndpointError::Bind { addr, source })?,
+            ),
             None => None,
         };
         let relay_port = relay.as_ref().map_or(0, |r| r.local_addr().port());
@@ -171,6 +180,11 @@ impl Server {
     /// Where the relay listens, if it runs.
     pub fn relay_addr(&self) -> Option<SocketAddr> {
         self.relay.as_ref().map(Relay::local_addr)
+    }
+
+    /// Where the TCP tunnel listens, if it runs.
+    pub fn relay_tcp_addr(&self) -> Option<SocketAddr> {
+        self.relay.as_ref().and_then(Relay::tcp_addr)
     }
 
     /// Counters.

@@ -10,12 +10,10 @@ use lifebuoy_proto::hello::Capabilities;
 use lifebuoy_proto::rendezvous::{FromRendezvous, Presence, Refusal, StaffEntry, ToRendezvous};
 use lifebuoy_proto::Role;
 
-use super::{bind_addr_for, CompanyServer};
+use super::CompanyServer;
 use crate::net::candidates::host_candidates;
 use crate::net::punch::connect_peer;
-use crate::net::socket::PeerEndpoint;
 use crate::net::Identity;
-use crate::rendezvous::client::RendezvousClient;
 use crate::session::LocalSide;
 
 /// What the customer chose.
@@ -53,16 +51,13 @@ fn choose<'a>(staff: &'a [StaffEntry], wanted: &str) -> Option<&'a StaffEntry> {
 pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
     // A fresh key, never written anywhere: after exit nothing can reconnect.
     let identity = Arc::new(Identity::generate("lifebuoy agent")?);
-    let endpoint = PeerEndpoint::bind(bind_addr_for(options.server.addr), &identity)?;
     let local = LocalSide {
         identity,
         role: Role::Agent,
         name: options.label.clone(),
         capabilities: Capabilities::default(),
     };
-    let mut rv = RendezvousClient::connect(&endpoint.quic, options.server.addr, &local, options.server.pin)
-        .await
-        .with_context(|| format!("the company server {} cannot be reached", options.server.addr))?;
+    let (endpoint, mut rv) = super::sign_in(&options.server, &local).await?;
     rv.send(&ToRendezvous::ListStaff).await?;
     let staff = loop {
         match rv.recv().await? {

@@ -7,8 +7,13 @@ pub mod rendezvous;
 pub mod viewer;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use lifebuoy_proto::Fingerprint;
+
+use crate::net::socket::PeerEndpoint;
+use crate::rendezvous::client::RendezvousClient;
+use crate::session::{LocalSide, SessionError};
 
 /// Where the company's rendezvous is and which key it must hold.
 #[derive(Clone, Copy, Debug)]
@@ -17,6 +22,64 @@ pub struct CompanyServer {
     pub addr: SocketAddr,
     /// Its fingerprint.
     pub pin: Fingerprint,
+    /// TCP port of the tunnel on the same host (5511).
+    pub tunnel_port: u16,
+}
+
+/// How long UDP gets before the TCP tunnel is tried beside it.
+pub const UDP_HEAD_START: Duration = Duration::from_millis(1500);
+
+/// Signs in to the rendezvous over UDP, or through the TCP tunnel when UDP
+/// gets no answer; the endpoint returned is the one to use for the peer.
+pub async fn sign_in(
+    server: &CompanyServer,
+    local: &LocalSide,
+) -> anyhow::Result<(PeerEndpoint, RendezvousClient)> {
+    let over_udp = async {
+        let endpoint = PeerEndpoint::bind(bind_addr_for(server.addr), &local.identity)?;
+        let client = RendezvousClient::connect(&endpoint.quic, server.addr, local, server.pin).await?;
+        Ok::<_, SessionError>((endpoint, client))
+    };
+    let over_tcp = async {
+        tokio::time::sleep(UDP_HEAD_START).await;
+        let tcp = SocketAddr::new(server.addr.ip(), server.tunnel_port);
+        eprintln!("no answer from the company server over UDP {}; trying TCP {tcp}", server.addr);
+        let endpoint = PeerEndpoint::tunnel(tcp, server.addr, &local.identity).await?;
+        let client = RendezvousClient::connect(&endpoint.quic, server.addr, local, server.pin).await?;
+        Ok::<_, SessionError>((endpoint, client))
+    };
+    tokio::pin!(over_udp, over_tcp);
+    let (mut udp_done, mut tcp_done) = (false, false);
+    loop {
+        let result = tokio::select! {
+            r = &mut over_udp, if !udp_done => { udp_done = true; r }
+            r = &mut over_tcp, if !tcp_done => { tcp_done = true; r }
+        };
+        match result {
+            Ok(signed_in) => return Ok(signed_in),
+            // A refusal or a wrong key is an answer: no point trying the other way.
+            Err(e)
+                if !matches!(
+                    e,
+                    SessionError::Timeout { .. }
+                        | SessionError::Lost(_)
+                        | SessionError::Connect(_)
+                        | SessionError::Endpoint(_)
+                ) =>
+            {
+                return Err(
+                    anyhow::Error::new(e).context(format!("the company server {} refused", server.addr))
+                );
+            }
+            Err(e) if udp_done && tcp_done => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "the company server cannot be reached: UDP {} and TCP port {} are blocked or it is down",
+                    server.addr, server.tunnel_port
+                )));
+            }
+            Err(e) => tracing::debug!("sign-in attempt failed: {e}"),
+        }
+    }
 }
 
 impl CompanyServer {

@@ -13,6 +13,7 @@ pub async fn run(
     listen: SocketAddr,
     staff: PathBuf,
     relay: Option<SocketAddr>,
+    relay_tcp: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
     let fingerprint = identity.fingerprint();
     let server = Server::start(ServerConfig {
@@ -20,12 +21,16 @@ pub async fn run(
         identity: Arc::new(identity),
         directory: staff,
         relay,
+        relay_tcp,
         limits: Limits::default(),
     })
     .await?;
     println!("rendezvous listening on {} (UDP)", server.local_addr());
     if let Some(relay) = server.relay_addr() {
         println!("relay listening on {relay} (UDP)");
+    }
+    if let Some(tcp) = server.relay_tcp_addr() {
+        println!("relay tunnel listening on {tcp} (TCP)");
     }
     println!("rendezvous fingerprint {fingerprint}");
     super::shutdown_signal().await;

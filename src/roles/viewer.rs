@@ -10,12 +10,10 @@ use lifebuoy_proto::hello::Capabilities;
 use lifebuoy_proto::rendezvous::{FromRendezvous, ToRendezvous};
 use lifebuoy_proto::Role;
 
-use super::{bind_addr_for, CompanyServer};
+use super::CompanyServer;
 use crate::net::candidates::host_candidates;
 use crate::net::punch::connect_peer;
-use crate::net::socket::PeerEndpoint;
 use crate::net::Identity;
-use crate::rendezvous::client::RendezvousClient;
 use crate::session::LocalSide;
 
 /// How the headless viewer behaves.
@@ -34,16 +32,13 @@ pub struct ViewerOptions {
 /// Runs the viewer.
 pub async fn run(identity: Identity, options: ViewerOptions) -> anyhow::Result<()> {
     let identity = Arc::new(identity);
-    let endpoint = PeerEndpoint::bind(bind_addr_for(options.server.addr), &identity)?;
     let local = LocalSide {
         identity,
         role: Role::Viewer,
         name: options.name.clone(),
         capabilities: Capabilities::default(),
     };
-    let mut rv = RendezvousClient::connect(&endpoint.quic, options.server.addr, &local, options.server.pin)
-        .await
-        .with_context(|| format!("the company server {} cannot be reached", options.server.addr))?;
+    let (endpoint, mut rv) = super::sign_in(&options.server, &local).await?;
     println!("signed in as {} ({})", options.name, local.identity.fingerprint());
     let mut served = 0;
     loop {

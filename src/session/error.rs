@@ -12,6 +12,9 @@ pub enum SessionError {
     /// The endpoint refused to start a connection (bad address, endpoint closed).
     #[error("cannot start a connection: {0}")]
     Connect(#[from] quinn::ConnectError),
+    /// The local socket could not be made (port taken, TCP tunnel unreachable).
+    #[error("cannot use the network: {0}")]
+    Endpoint(#[from] crate::net::EndpointError),
     /// Local TLS setup failed.
     #[error(transparent)]
     Tls(#[from] TlsConfigError),
