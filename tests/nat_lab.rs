@@ -171,8 +171,16 @@ fn assert_path(outcome: &Outcome, path: &str) {
 
 /// Each side reports its own leg: through the relay, one may be TCP and the other UDP.
 fn assert_paths(outcome: &Outcome, agent: &str, viewer: &str) {
-    assert!(outcome.agent.contains(&format!("path={agent} ")), "agent: expected {agent}, got: {}", outcome.agent);
-    assert!(outcome.viewer.contains(&format!("path={viewer} ")), "viewer: expected {viewer}, got: {}", outcome.viewer);
+    assert!(
+        outcome.agent.contains(&format!("path={agent} ")),
+        "agent: expected {agent}, got: {}",
+        outcome.agent
+    );
+    assert!(
+        outcome.viewer.contains(&format!("path={viewer} ")),
+        "viewer: expected {viewer}, got: {}",
+        outcome.viewer
+    );
     // Both people read the same verification code.
     let code = |l: &str| l.split("code=").nth(1).map(str::to_owned);
     assert_eq!(code(&outcome.agent), code(&outcome.viewer));

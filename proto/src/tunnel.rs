@@ -89,7 +89,7 @@ impl TunnelDecoder {
     }
 
     /// The next complete datagram, if one has arrived.
-    pub fn next(&mut self) -> Result<Option<(Channel, &[u8])>, TunnelError> {
+    pub fn next_datagram(&mut self) -> Result<Option<(Channel, &[u8])>, TunnelError> {
         if let Some(e) = self.failed {
             return Err(e);
         }
@@ -104,7 +104,7 @@ impl TunnelDecoder {
             }
             self.expect_magic = false;
             self.start += 4;
-            return self.next();
+            return self.next_datagram();
         }
         if rest.len() < 3 {
             return Ok(None);
@@ -118,7 +118,7 @@ impl TunnelDecoder {
                 return Err(TunnelError::BadFrame);
             }
         };
-        if len < 2 || len > MAX_DATAGRAM + 1 {
+        if !(2..=MAX_DATAGRAM + 1).contains(&len) {
             self.failed = Some(TunnelError::BadFrame);
             return Err(TunnelError::BadFrame);
         }
@@ -144,7 +144,7 @@ mod tests {
         let mut got = Vec::new();
         for piece in wire.chunks(5) {
             d.push(piece);
-            while let Some((c, dgram)) = d.next().unwrap() {
+            while let Some((c, dgram)) = d.next_datagram().unwrap() {
                 got.push((c, dgram.to_vec()));
             }
         }
@@ -155,13 +155,13 @@ mod tests {
     fn hostile_streams_are_refused() {
         let mut d = TunnelDecoder::server_side();
         d.push(b"GET / HTTP/1.1\r\n");
-        assert_eq!(d.next(), Err(TunnelError::BadMagic));
+        assert_eq!(d.next_datagram(), Err(TunnelError::BadMagic));
         let mut d = TunnelDecoder::client_side();
         d.push(&[0xff, 0xff, 0]);
-        assert_eq!(d.next(), Err(TunnelError::BadFrame));
+        assert_eq!(d.next_datagram(), Err(TunnelError::BadFrame));
         let mut d = TunnelDecoder::client_side();
         d.push(&[0, 5, 9, 0, 0, 0, 0]);
-        assert_eq!(d.next(), Err(TunnelError::BadFrame), "unknown channel");
+        assert_eq!(d.next_datagram(), Err(TunnelError::BadFrame), "unknown channel");
         assert!(encode(Channel::Relay, &[0; MAX_DATAGRAM + 1], &mut Vec::new()).is_err());
     }
 }

@@ -101,7 +101,7 @@ impl TcpTunnel {
                 decoder.push(&buf[..n]);
                 let Some(tunnel) = weak.upgrade() else { return };
                 loop {
-                    match decoder.next() {
+                    match decoder.next_datagram() {
                         Ok(Some((channel, dgram))) => {
                             let from = tunnel.addr_of(channel);
                             if is_lifebuoy(dgram[0]) {

@@ -220,7 +220,7 @@ async fn tunnel(id: u64, stream: TcpStream, shared: &Shared, rendezvous: SocketA
         decoder.push(&buf[..n]);
         let mut datagrams = Vec::new();
         loop {
-            match decoder.next() {
+            match decoder.next_datagram() {
                 Ok(Some((channel, d))) => datagrams.push((channel, d.to_vec())),
                 Ok(None) => break,
                 Err(_) => return Ok(()),

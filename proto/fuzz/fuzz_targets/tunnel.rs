@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     for chunk in data[1..].chunks(piece) {
         d.push(chunk);
         loop {
-            match d.next() {
+            match d.next_datagram() {
                 Ok(Some((_, dgram))) => assert!(!dgram.is_empty() && dgram.len() <= MAX_DATAGRAM),
                 Ok(None) => break,
                 Err(_) => return,
