@@ -52,6 +52,14 @@ impl Lab {
         c
     }
 
+    /// Runs a command to its end (at most 30 s): exit success and all output.
+    fn finish(&self, mut command: Command) -> (bool, String) {
+        let out = command.output().unwrap();
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    }
+
     fn key(&self, who: &str, rendezvous: bool) -> String {
         let mut c = Command::new(BIN);
         c.arg("--config-dir").arg(self.dir.path().join(who)).arg("id");
@@ -117,21 +125,29 @@ fn wait_for(rx: &std::sync::mpsc::Receiver<String>, prefix: &str, within: Durati
 struct Outcome {
     agent: String,
     viewer: String,
+    /// How the viewer saw the session end (the agent ends it at once).
+    viewer_end: String,
 }
 
-fn run_case(case: &str, viewer_env: &[(&str, &str)]) -> Outcome {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut lab = Lab::up(case);
+/// Starts the rendezvous in the lab with a staff directory listing
+/// `listed` as Anna; returns the rendezvous pin.
+fn start_rendezvous(lab: &mut Lab, listed: &str) -> String {
     let rv_pin = lab.key("rv", true);
-    let tech = lab.key("tech", false);
     let staff = lab.dir.path().join("staff.toml");
-    std::fs::write(&staff, format!("[[staff]]\nname = \"Anna\"\nfingerprint = \"{tech}\"\n")).unwrap();
-
+    std::fs::write(&staff, format!("[[staff]]\nname = \"Anna\"\nfingerprint = \"{listed}\"\n")).unwrap();
     let mut rv = lab.command("rdv", &[]);
     rv.arg("--config-dir").arg(lab.dir.path().join("rv"));
     rv.args(["rendezvous", "--listen", RENDEZVOUS, "--relay", RELAY, "--staff"]).arg(&staff);
     let rv_out = lab.spawn(rv);
     wait_for(&rv_out, "rendezvous fingerprint", Duration::from_secs(10), "rendezvous");
+    rv_pin
+}
+
+fn run_case(case: &str, viewer_env: &[(&str, &str)]) -> Outcome {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::up(case);
+    let tech = lab.key("tech", false);
+    let rv_pin = start_rendezvous(&mut lab, &tech);
 
     let mut viewer = lab.command("hostb", viewer_env);
     viewer.arg("--config-dir").arg(lab.dir.path().join("tech"));
@@ -162,7 +178,8 @@ fn run_case(case: &str, viewer_env: &[(&str, &str)]) -> Outcome {
     let agent_out = lab.spawn(agent);
     let agent_line = wait_for(&agent_out, "connected:", Duration::from_secs(20), "agent");
     let viewer_line = wait_for(&viewer_out, "connected:", Duration::from_secs(20), "viewer");
-    Outcome { agent: agent_line, viewer: viewer_line }
+    let viewer_end = wait_for(&viewer_out, "session ended:", Duration::from_secs(10), "viewer");
+    Outcome { agent: agent_line, viewer: viewer_line, viewer_end }
 }
 
 fn assert_path(outcome: &Outcome, path: &str) {
@@ -184,6 +201,8 @@ fn assert_paths(outcome: &Outcome, agent: &str, viewer: &str) {
     // Both people read the same verification code.
     let code = |l: &str| l.split("code=").nth(1).map(str::to_owned);
     assert_eq!(code(&outcome.agent), code(&outcome.viewer));
+    // The agent's end of the session reached the viewer with its reason.
+    assert!(outcome.viewer_end.contains("CustomerEnded"), "{}", outcome.viewer_end);
 }
 
 #[test]
@@ -224,4 +243,40 @@ fn case5_both_symmetric_nats_go_through_the_relay() {
 #[test]
 fn case6_udp_blocked_on_the_agents_side_goes_through_the_tcp_tunnel() {
     assert_paths(&run_case("udp-block", &[]), "relay (TCP)", "relay (UDP)");
+}
+
+#[test]
+fn case7_50ms_rtt_and_2_percent_loss_still_connect_directly() {
+    let outcome = run_case("impaired", &[]);
+    assert_path(&outcome, "direct (through NAT)");
+    // The delay line is really in the path: 2 x 25 ms.
+    let rtt: f64 =
+        outcome.agent.split("rtt_ms=").nth(1).and_then(|r| r.split(' ').next()).unwrap().parse().unwrap();
+    assert!((45.0..200.0).contains(&rtt), "rtt {rtt} ms");
+}
+
+#[test]
+fn agent_pinned_to_another_rendezvous_is_refused() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::up("eim-fw");
+    start_rendezvous(&mut lab, &"ab".repeat(32));
+    let wrong = lab.key("other-rv", true);
+    let mut agent = lab.command("hosta", &[]);
+    agent.args(["agent", "--rendezvous", RENDEZVOUS, "--rendezvous-pin", &wrong, "--staff", "Anna"]);
+    let (ok, out) = lab.finish(agent);
+    assert!(!ok, "the agent must refuse: {out}");
+    assert!(out.contains(&format!("but {wrong} was expected")), "{out}");
+}
+
+#[test]
+fn viewer_missing_from_the_directory_is_refused() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::up("eim-fw");
+    let rv_pin = start_rendezvous(&mut lab, &"ab".repeat(32));
+    let mut viewer = lab.command("hostb", &[]);
+    viewer.arg("--config-dir").arg(lab.dir.path().join("stranger"));
+    viewer.args(["viewer", "--rendezvous", RENDEZVOUS, "--rendezvous-pin", &rv_pin, "--accept-all"]);
+    let (ok, out) = lab.finish(viewer);
+    assert!(!ok, "the viewer must be refused: {out}");
+    assert!(out.contains("not in the company's staff directory"), "{out}");
 }
