@@ -22,9 +22,15 @@ test: setup
     cargo clippy --workspace --all-targets -- -D warnings
     cargo test --workspace
 
-# Benchmarks (criterion); numbers go to docs/performance.md.
+# Benchmarks; numbers go to docs/performance.md.
 bench:
     cargo bench --bench handshake
+    cargo bench --bench rendezvous_load
+
+# The NAT lab: each case's path and accept -> session time over RUNS runs (needs root).
+lab runs="20": setup
+    cargo build --release --quiet
+    lab/bench-paths {{runs}}
 
 # Fuzz every protocol decoder for {{fuzz_seconds}} s each (needs nightly; installs cargo-fuzz).
 fuzz:

@@ -8,6 +8,8 @@ use clap::{Args, Parser, Subcommand};
 use lifebuoy::config::{config_dir, RENDEZVOUS_KEY, TECHNICIAN_KEY};
 use lifebuoy::net::Identity;
 use lifebuoy::proto::Fingerprint;
+use lifebuoy::rendezvous::limits::Rate;
+use lifebuoy::rendezvous::server::Limits;
 use lifebuoy::roles::{self, CompanyServer};
 
 mod demo;
@@ -79,6 +81,17 @@ enum Command {
         /// Run without a relay (and without the TCP tunnel).
         #[arg(long)]
         no_relay: bool,
+        /// Most clients signed in at once.
+        #[arg(long, default_value_t = 20_000)]
+        max_connections: usize,
+        /// Most clients signed in at once from one IP address (an office
+        /// behind one NAT counts once).
+        #[arg(long, default_value_t = 512)]
+        max_connections_per_ip: usize,
+        /// New connections per second from one IP address (bursts of five
+        /// times as many pass).
+        #[arg(long, default_value_t = 20.0)]
+        connect_rate_per_ip: f64,
     },
     /// The customer's side, without a window: ask a technician for help.
     Agent {
@@ -143,14 +156,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", identity.fingerprint());
             Ok(())
         }
-        Command::Rendezvous { listen, staff, relay, relay_tcp, no_relay } => {
+        Command::Rendezvous {
+            listen,
+            staff,
+            relay,
+            relay_tcp,
+            no_relay,
+            max_connections,
+            max_connections_per_ip,
+            connect_rate_per_ip,
+        } => {
             let identity = key(dir, RENDEZVOUS_KEY, "lifebuoy rendezvous")?;
+            let defaults = Limits::default();
+            let limits = Limits {
+                max_connections,
+                max_connections_per_ip,
+                connects_per_ip: Rate { per_second: connect_rate_per_ip, burst: connect_rate_per_ip * 5.0 },
+                ..defaults
+            };
             runtime()?.block_on(roles::rendezvous::run(
                 identity,
                 listen,
                 staff,
                 (!no_relay).then_some(relay),
                 (!no_relay).then_some(relay_tcp),
+                limits,
             ))
         }
         Command::Agent { server, staff, label, end_after_connect } => {

@@ -244,8 +244,8 @@ async fn directory_reload_signs_out_removed_technicians_and_lists_new_ones() {
     let mut anna_rv = anna.sign_in(&company).await.unwrap();
     assert!(bernd.sign_in(&company).await.is_err());
 
+    // The administrator edits the file; the server notices by itself.
     std::fs::write(company.staff_file.path(), staff_toml(&[("Bernd", bernd.fp())])).unwrap();
-    company.server.reload().await;
     // Anna is signed out with the reason ...
     let err = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
@@ -267,9 +267,11 @@ async fn directory_reload_signs_out_removed_technicians_and_lists_new_ones() {
     // ... and Bernd may sign in now.
     let _bernd_rv = bernd.sign_in(&company).await.unwrap();
 
-    // A broken file is not loaded: Bernd stays signed in.
+    // A broken file is not loaded (here on an explicit reload, what SIGHUP
+    // does): Bernd stays signed in.
     std::fs::write(company.staff_file.path(), "[[staff]]\nname = 3\n").unwrap();
     company.server.reload().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let agent = person(Role::Agent, "agent");
     let mut agent_rv = agent.sign_in(&company).await.unwrap();
     agent_rv.send(&ToRendezvous::ListStaff).await.unwrap();
@@ -301,4 +303,79 @@ async fn a_flooding_client_is_cut_off_and_others_are_still_served() {
     rv.send(&ToRendezvous::ListStaff).await.unwrap();
     assert_eq!(presence(&next(&mut rv).await, anna.fp()), Presence::Online);
     assert!(company.server.stats().limited.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_directory_of_the_real_server() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_lifebuoy");
+    let anna = person(Role::Viewer, "Anna");
+    let placeholder = Fingerprint([0x11; 32]);
+    let staff = dir.path().join("staff.toml");
+    std::fs::write(&staff, staff_toml(&[("Anna", placeholder)])).unwrap();
+    // Remember the file's modification time in a reference file.
+    let reference = dir.path().join("reference");
+    std::fs::write(&reference, "").unwrap();
+    assert!(std::process::Command::new("touch")
+        .arg("-r")
+        .arg(&staff)
+        .arg(&reference)
+        .status()
+        .unwrap()
+        .success());
+    let pin_out = std::process::Command::new(bin)
+        .arg("--config-dir")
+        .arg(dir.path())
+        .args(["id", "--rendezvous"])
+        .output()
+        .unwrap();
+    let pin: Fingerprint = String::from_utf8(pin_out.stdout).unwrap().trim().parse().unwrap();
+    /// Kills the server however the test ends.
+    struct Running(std::process::Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut server = Running(
+        std::process::Command::new(bin)
+            .arg("--config-dir")
+            .arg(dir.path())
+            .args(["rendezvous", "--listen", "127.0.0.1:0", "--no-relay", "--staff"])
+            .arg(&staff)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = std::io::BufReader::new(server.0.stdout.take().unwrap()).lines();
+    let addr: std::net::SocketAddr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("rendezvous listening on ").map(|a| a.trim_end_matches(" (UDP)").parse().unwrap())
+        })
+        .unwrap();
+    // Keep reading, as a terminal would.
+    std::thread::spawn(move || lines.for_each(drop));
+    let company_pin = pin;
+    let sign_in = |p: &Person| {
+        let local = p.local.clone();
+        let endpoint = p.endpoint.clone();
+        async move { RendezvousClient::connect(&endpoint, addr, &local, company_pin).await }
+    };
+    assert!(sign_in(&anna).await.is_err(), "not listed yet");
+
+    // Same length, same modification time: only the signal can tell the server.
+    std::fs::write(&staff, staff_toml(&[("Anna", anna.fp())])).unwrap();
+    let touched = std::process::Command::new("touch").arg("-r").arg(&reference).arg(&staff).status().unwrap();
+    assert!(touched.success());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(sign_in(&anna).await.is_err(), "the file watcher must not have seen it");
+
+    let hup = std::process::Command::new("kill").args(["-HUP", &server.0.id().to_string()]).status().unwrap();
+    assert!(hup.success());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sign_in(&anna).await.expect("listed after SIGHUP");
 }

@@ -12,7 +12,15 @@ use rustls::server::NoServerSessionStorage;
 
 use super::identity::Identity;
 use super::pin::{ClientPolicy, PeerClientVerifier, PinnedServerVerifier};
-use super::transport::transport_config;
+use super::transport::{rendezvous_transport_config, transport_config};
+
+fn transport_for(alpn: &[u8]) -> quinn::TransportConfig {
+    if alpn == ALPN_RENDEZVOUS {
+        rendezvous_transport_config()
+    } else {
+        transport_config()
+    }
+}
 
 /// ALPN of a connection between agent and viewer.
 pub const ALPN_PEER: &[u8] = b"lifebuoy-peer";
@@ -56,7 +64,7 @@ pub fn client_config(
     tls.enable_early_data = false;
     let quic = QuicClientConfig::try_from(tls).map_err(|e| TlsConfigError::Quic(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
-    config.transport_config(Arc::new(transport_config()));
+    config.transport_config(Arc::new(transport_for(alpn)));
     Ok((config, verifier))
 }
 
@@ -78,6 +86,6 @@ pub fn server_config(
     tls.max_early_data_size = 0;
     let quic = QuicServerConfig::try_from(tls).map_err(|e| TlsConfigError::Quic(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
-    config.transport_config(Arc::new(transport_config()));
+    config.transport_config(Arc::new(transport_for(alpn)));
     Ok((config, verifier))
 }

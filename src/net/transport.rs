@@ -38,3 +38,25 @@ pub fn transport_config() -> TransportConfig {
     t.initial_rtt(Duration::from_millis(100));
     t
 }
+
+/// Keep-alive on a rendezvous connection: often enough to hold a NAT
+/// mapping (home routers keep UDP mappings 30 s or more), rarely enough
+/// that ten thousand idle customers cost the server little.
+pub const RENDEZVOUS_KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// A rendezvous client silent this long is gone (shown offline).
+pub const RENDEZVOUS_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Transport for connections to the rendezvous: small messages, many
+/// connections, no bulk data.
+pub fn rendezvous_transport_config() -> TransportConfig {
+    let mut t = TransportConfig::default();
+    t.stream_receive_window(VarInt::from_u32(256 * 1024));
+    t.receive_window(VarInt::from_u32(1024 * 1024));
+    t.send_window(1024 * 1024);
+    t.max_concurrent_uni_streams(VarInt::from_u32(0));
+    t.max_concurrent_bidi_streams(VarInt::from_u32(1));
+    t.keep_alive_interval(Some(RENDEZVOUS_KEEP_ALIVE));
+    t.max_idle_timeout(Some(IdleTimeout::try_from(RENDEZVOUS_IDLE_TIMEOUT).expect("30 s fits a VarInt")));
+    t.initial_rtt(Duration::from_millis(100));
+    t
+}

@@ -94,6 +94,9 @@ pub struct Registry {
     next_request: u64,
     staff_dirty: bool,
     last_push: Option<Instant>,
+    /// What listing agents saw last: a push that would repeat it is skipped
+    /// (requests come and go by the hundred; presence rarely changes).
+    last_pushed: Option<FromRendezvous>,
     new_token: Box<dyn FnMut() -> [u8; 16] + Send>,
     relay_port: u16,
 }
@@ -114,6 +117,7 @@ impl Registry {
             next_request: 1,
             staff_dirty: false,
             last_push: None,
+            last_pushed: None,
             new_token,
             relay_port,
         }
@@ -394,8 +398,12 @@ impl Registry {
         let due = self.last_push.is_none_or(|t| now.duration_since(t) >= STAFF_PUSH_INTERVAL);
         if self.staff_dirty && due {
             self.staff_dirty = false;
-            self.last_push = Some(now);
             let list = self.staff_list();
+            if self.last_pushed.as_ref() == Some(&list) {
+                return actions;
+            }
+            self.last_push = Some(now);
+            self.last_pushed = Some(list.clone());
             for (&id, c) in &self.conns {
                 if c.subscribed {
                     actions.push(Action::Send(id, list.clone()));

@@ -308,6 +308,10 @@ fn presence_changes_are_pushed_to_listing_agents_at_most_every_interval() {
         other => panic!("{other:?}"),
     }
     assert_eq!(pushes(&r.tick(now + STAFF_PUSH_INTERVAL * 3)), 0, "nothing changed, nothing sent");
+    // Busy and back before the push: the list is what agents saw, so nothing goes out.
+    r.message(now, 1, ToRendezvous::SetBusy { busy: true }, MS);
+    r.message(now, 1, ToRendezvous::SetBusy { busy: false }, MS);
+    assert_eq!(pushes(&r.tick(now + STAFF_PUSH_INTERVAL * 4)), 0, "same presence, no push");
 }
 
 #[test]

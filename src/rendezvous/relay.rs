@@ -19,6 +19,17 @@ pub const PAIR_IDLE: Duration = Duration::from_secs(30);
 /// Most tokens and pairs held at once.
 pub const PAIRS_MAX: usize = 10_000;
 
+/// Removes a pair's routes, but only those still its own: a technician
+/// keeps its socket from one session to the next, so its address may
+/// already route to a newer pair.
+fn unroute(routes: &mut HashMap<Leg, (Leg, [u8; 16])>, token: &[u8; 16], pair: &Pair) {
+    for leg in [pair.client, pair.server].into_iter().flatten() {
+        if routes.get(&leg).is_some_and(|(_, t)| t == token) {
+            routes.remove(&leg);
+        }
+    }
+}
+
 /// One end of a relayed pair: a UDP address, or a TCP tunnel connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Leg {
@@ -109,12 +120,10 @@ impl Pairings {
     /// Forgets lapsed tokens and idle pairs.
     pub fn sweep(&mut self, now: Instant) {
         let routes = &mut self.routes;
-        self.tokens.retain(|_, p| {
+        self.tokens.retain(|token, p| {
             let keep = p.expires > now;
             if !keep {
-                for addr in [p.client, p.server].into_iter().flatten() {
-                    routes.remove(&addr);
-                }
+                unroute(routes, token, p);
             }
             keep
         });
@@ -122,11 +131,9 @@ impl Pairings {
 
     /// Forgets a leg that went away (a closed tunnel).
     pub fn forget(&mut self, leg: Leg) {
-        if let Some((_, token)) = self.routes.remove(&leg) {
+        if let Some(&(_, token)) = self.routes.get(&leg) {
             if let Some(pair) = self.tokens.remove(&token) {
-                for l in [pair.client, pair.server].into_iter().flatten() {
-                    self.routes.remove(&l);
-                }
+                unroute(&mut self.routes, &token, &pair);
             }
         }
     }
@@ -178,6 +185,28 @@ mod tests {
         // A third party with the token cannot take a bound end.
         assert_eq!(p.on_datagram(now, stranger, &bind(1, RelaySide::Client)), Forward::Drop);
         assert_eq!(p.on_datagram(now, a, &[0xc3; 10]), Forward::To(b));
+    }
+
+    #[test]
+    fn a_technician_reusing_its_socket_keeps_its_new_pair_when_the_old_one_lapses() {
+        let now = Instant::now();
+        let mut p = Pairings::default();
+        let (agent1, agent2, viewer) =
+            (addr("198.51.100.2:1"), addr("198.51.100.2:2"), addr("198.51.100.6:9"));
+        p.allow([1; 16], now + Duration::from_secs(60));
+        p.on_datagram(now, agent1, &bind(1, RelaySide::Client));
+        p.on_datagram(now, viewer, &bind(1, RelaySide::Server));
+        let later = now + Duration::from_secs(10);
+        p.allow([2; 16], later + Duration::from_secs(60));
+        p.on_datagram(later, agent2, &bind(2, RelaySide::Client));
+        p.on_datagram(later, viewer, &bind(2, RelaySide::Server));
+        assert_eq!(p.on_datagram(later, viewer, &[0xc3; 10]), Forward::To(agent2));
+        // The first pair lapses while the second is busy.
+        let lapse = now + PAIR_IDLE + Duration::from_secs(61);
+        assert_eq!(p.on_datagram(lapse - Duration::from_secs(1), agent2, &[0xc3; 10]), Forward::To(viewer));
+        p.sweep(lapse);
+        assert_eq!(p.on_datagram(lapse, viewer, &[0xc3; 10]), Forward::To(agent2));
+        assert_eq!(p.on_datagram(lapse, agent1, &[0xc3; 10]), Forward::Drop);
     }
 
     #[test]

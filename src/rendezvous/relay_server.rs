@@ -21,6 +21,8 @@ use super::relay::{Forward, Leg, Pairings};
 
 /// Most tunnel connections at once.
 pub const TUNNELS_MAX: usize = 5000;
+/// Most tunnel connections at once from one IP address.
+pub const TUNNELS_PER_IP: usize = 64;
 /// A tunnel that sends nothing for this long is closed (QUIC keeps it busy
 /// with keep-alives while it is in use).
 pub const TUNNEL_IDLE: Duration = Duration::from_secs(30);
@@ -137,17 +139,36 @@ async fn udp_loop(shared: Arc<Shared>) {
 
 async fn tcp_accept(listener: TcpListener, shared: Arc<Shared>, rendezvous: SocketAddr) {
     let next = AtomicU64::new(1);
+    let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, from)) = listener.accept().await else { continue };
+        let ip = from.ip();
+        // Dropping the stream closes it: a flood from one address gets
+        // nothing and leaves room for everyone else.
         if shared.legs.lock().expect("not poisoned").len() >= TUNNELS_MAX {
             continue;
         }
+        {
+            let mut counts = per_ip.lock().expect("not poisoned");
+            let held = counts.entry(ip).or_default();
+            if *held >= TUNNELS_PER_IP {
+                continue;
+            }
+            *held += 1;
+        }
         let id = next.fetch_add(1, Ordering::Relaxed);
-        let shared = shared.clone();
+        let (shared, per_ip) = (shared.clone(), per_ip.clone());
         tokio::spawn(async move {
             let _ = tunnel(id, stream, &shared, rendezvous).await;
             shared.legs.lock().expect("not poisoned").remove(&id);
             shared.pairings.lock().expect("not poisoned").forget(Leg::Tcp(id));
+            let mut counts = per_ip.lock().expect("not poisoned");
+            if let Some(n) = counts.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(&ip);
+                }
+            }
         });
     }
 }

@@ -10,6 +10,7 @@ use lifebuoy_proto::hello::Capabilities;
 use lifebuoy_proto::rendezvous::{FromRendezvous, Presence, Refusal, StaffEntry, ToRendezvous};
 use lifebuoy_proto::Role;
 
+use super::say;
 use super::CompanyServer;
 use crate::net::candidates::host_candidates;
 use crate::net::punch::connect_peer;
@@ -67,7 +68,7 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
         }
     };
     for s in &staff {
-        println!("staff: {} ({:?})", s.name, s.presence);
+        say!("staff: {} ({:?})", s.name, s.presence);
     }
     let Some(chosen) = choose(&staff, &options.staff) else {
         bail!("no technician called {:?}", options.staff)
@@ -82,7 +83,7 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
         candidates: host_candidates(port),
     })
     .await?;
-    println!("waiting for {} to accept", chosen.name);
+    say!("waiting for {} to accept", chosen.name);
     let go = loop {
         match rv.recv().await? {
             Some(FromRendezvous::Go(go)) => break go,
@@ -96,7 +97,7 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
     let link = connect_peer(&endpoint, &local, &go, relay).await.context("cannot reach the technician")?;
     // Nothing more to ask the server: the session is between the two now.
     rv.close();
-    println!(
+    say!(
         "connected: path={} rtt_ms={:.2} setup_ms={:.1} code={}",
         link.path,
         link.session.link.rtt().as_secs_f64() * 1e3,
@@ -108,7 +109,7 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
         session.end(EndReason::CustomerEnded).await;
     } else {
         tokio::select! {
-            why = session.link.closed() => println!("session ended: {why}"),
+            why = session.link.closed() => say!("session ended: {why}"),
             _ = super::shutdown_signal() => session.end(EndReason::CustomerEnded).await,
         }
     }

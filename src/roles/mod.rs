@@ -15,6 +15,16 @@ use crate::net::socket::PeerEndpoint;
 use crate::rendezvous::client::RendezvousClient;
 use crate::session::{LocalSide, SessionError};
 
+/// Prints a line for the person (or script) watching; a closed stdout
+/// (a service manager, a reader that went away) must not stop the program.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+pub(crate) use say;
+
 /// Where the company's rendezvous is and which key it must hold.
 #[derive(Clone, Copy, Debug)]
 pub struct CompanyServer {

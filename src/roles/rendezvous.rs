@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::say;
 use crate::net::Identity;
 use crate::rendezvous::server::{Limits, Server, ServerConfig};
 
@@ -14,6 +15,7 @@ pub async fn run(
     staff: PathBuf,
     relay: Option<SocketAddr>,
     relay_tcp: Option<SocketAddr>,
+    limits: Limits,
 ) -> anyhow::Result<()> {
     let fingerprint = identity.fingerprint();
     let server = Server::start(ServerConfig {
@@ -22,17 +24,17 @@ pub async fn run(
         directory: staff,
         relay,
         relay_tcp,
-        limits: Limits::default(),
+        limits,
     })
     .await?;
-    println!("rendezvous listening on {} (UDP)", server.local_addr());
+    say!("rendezvous listening on {} (UDP)", server.local_addr());
     if let Some(relay) = server.relay_addr() {
-        println!("relay listening on {relay} (UDP)");
+        say!("relay listening on {relay} (UDP)");
     }
     if let Some(tcp) = server.relay_tcp_addr() {
-        println!("relay tunnel listening on {tcp} (TCP)");
+        say!("relay tunnel listening on {tcp} (TCP)");
     }
-    println!("rendezvous fingerprint {fingerprint}");
+    say!("rendezvous fingerprint {fingerprint}");
     super::shutdown_signal().await;
     server.shutdown().await;
     Ok(())

@@ -10,6 +10,7 @@ use lifebuoy_proto::hello::Capabilities;
 use lifebuoy_proto::rendezvous::{FromRendezvous, ToRendezvous};
 use lifebuoy_proto::Role;
 
+use super::say;
 use super::CompanyServer;
 use crate::net::candidates::host_candidates;
 use crate::net::punch::connect_peer;
@@ -39,7 +40,7 @@ pub async fn run(identity: Identity, options: ViewerOptions) -> anyhow::Result<(
         capabilities: Capabilities::default(),
     };
     let (endpoint, mut rv) = super::sign_in(&options.server, &local).await?;
-    println!("signed in as {} ({})", options.name, local.identity.fingerprint());
+    say!("signed in as {} ({})", options.name, local.identity.fingerprint());
     let mut served = 0;
     loop {
         let msg = tokio::select! {
@@ -48,7 +49,7 @@ pub async fn run(identity: Identity, options: ViewerOptions) -> anyhow::Result<(
         };
         match msg {
             Some(FromRendezvous::Incoming { request, label, agent }) => {
-                println!("request {request} from {label:?} ({})", agent.short());
+                say!("request {request} from {label:?} ({})", agent.short());
                 if !options.accept {
                     rv.send(&ToRendezvous::Decline { request }).await?;
                     continue;
@@ -60,7 +61,7 @@ pub async fn run(identity: Identity, options: ViewerOptions) -> anyhow::Result<(
                     match rv.recv().await? {
                         Some(FromRendezvous::Go(go)) if go.request == request => break Some(go),
                         Some(FromRendezvous::Withdrawn { request: r }) if r == request => {
-                            println!("request {request} was withdrawn");
+                            say!("request {request} was withdrawn");
                             break None;
                         }
                         Some(_) => continue,
@@ -71,7 +72,7 @@ pub async fn run(identity: Identity, options: ViewerOptions) -> anyhow::Result<(
                 let relay = options.server.relay(go.relay_port);
                 match connect_peer(&endpoint, &local, &go, relay).await {
                     Ok(link) => {
-                        println!(
+                        say!(
                             "connected: path={} rtt_ms={:.2} accept_to_session_ms={:.1} code={}",
                             link.path,
                             link.session.link.rtt().as_secs_f64() * 1e3,
@@ -80,7 +81,7 @@ pub async fn run(identity: Identity, options: ViewerOptions) -> anyhow::Result<(
                         );
                         let session = link.session;
                         tokio::select! {
-                            why = session.link.closed() => println!("session ended: {why}"),
+                            why = session.link.closed() => say!("session ended: {why}"),
                             _ = super::shutdown_signal() => {
                                 session.end(EndReason::TechnicianEnded).await;
                                 rv.close();
@@ -89,7 +90,7 @@ pub async fn run(identity: Identity, options: ViewerOptions) -> anyhow::Result<(
                             }
                         }
                     }
-                    Err(e) => println!("could not reach the customer: {e}"),
+                    Err(e) => say!("could not reach the customer: {e}"),
                 }
                 rv.send(&ToRendezvous::SetBusy { busy: false }).await.context("signing back in")?;
                 served += 1;
