@@ -85,6 +85,13 @@ pub struct PeerLink {
     pub addr: SocketAddr,
 }
 
+impl PeerLink {
+    /// `path=... rtt_ms=...`: what both people and the logs are shown.
+    pub fn summary(&self) -> String {
+        format!("path={} rtt_ms={:.2}", self.path, self.session.link.rtt().as_secs_f64() * 1e3)
+    }
+}
+
 /// Connects to the peer named in `go`, trying every path. `relay` is the
 /// relay's address, if the company runs one.
 pub async fn connect_peer(

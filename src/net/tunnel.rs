@@ -59,7 +59,7 @@ impl TcpTunnel {
         stream.set_nodelay(true)?;
         let local = stream.local_addr()?;
         let (mut reader, mut writer) = stream.into_split();
-        let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(QUEUE);
+        let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(QUEUE);
         let (in_tx, in_rx) = mpsc::channel(QUEUE);
         let relay_default = SocketAddr::new(rendezvous.ip(), 5510);
         let tunnel = Arc::new(TcpTunnel {
@@ -70,23 +70,8 @@ impl TcpTunnel {
             local,
         });
         tokio::spawn(async move {
-            if writer.write_all(&MAGIC).await.is_err() {
-                return;
-            }
-            // Everything queued goes out in one write: one segment for a burst.
-            let mut batch = Vec::with_capacity(64 * 1024);
-            while let Some(frame) = out_rx.recv().await {
-                batch.clear();
-                batch.extend_from_slice(&frame);
-                while batch.len() < 60 * 1024 {
-                    match out_rx.try_recv() {
-                        Ok(more) => batch.extend_from_slice(&more),
-                        Err(_) => break,
-                    }
-                }
-                if writer.write_all(&batch).await.is_err() {
-                    return;
-                }
+            if writer.write_all(&MAGIC).await.is_ok() {
+                write_frames(writer, out_rx).await;
             }
         });
         let weak = Arc::downgrade(&tunnel);
@@ -147,6 +132,29 @@ impl TcpTunnel {
     /// Sends a lifebuoy datagram through the tunnel.
     pub fn send(&self, to: SocketAddr, datagram: &Datagram) {
         self.queue(to, &datagram.encode());
+    }
+}
+
+/// Writes queued tunnel frames to a TCP stream until the queue closes or
+/// the stream fails. Everything queued at a time goes out in one write: a
+/// burst of QUIC packets becomes one TCP segment, not one each.
+pub async fn write_frames(
+    mut writer: impl tokio::io::AsyncWrite + Unpin,
+    mut frames: mpsc::Receiver<Vec<u8>>,
+) {
+    let mut batch = Vec::with_capacity(64 * 1024);
+    while let Some(frame) = frames.recv().await {
+        batch.clear();
+        batch.extend_from_slice(&frame);
+        while batch.len() < 60 * 1024 {
+            match frames.try_recv() {
+                Ok(more) => batch.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
+        if writer.write_all(&batch).await.is_err() {
+            return;
+        }
     }
 }
 

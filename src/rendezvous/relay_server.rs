@@ -13,11 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lifebuoy_proto::tunnel::{encode, Channel, TunnelDecoder};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
 use super::relay::{Forward, Leg, Pairings};
+use crate::net::tunnel::write_frames;
 
 /// Most tunnel connections at once.
 pub const TUNNELS_MAX: usize = 5000;
@@ -176,8 +177,8 @@ async fn tcp_accept(listener: TcpListener, shared: Arc<Shared>, rendezvous: Sock
 /// Serves one tunnel connection until it closes or idles out.
 async fn tunnel(id: u64, stream: TcpStream, shared: &Shared, rendezvous: SocketAddr) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
-    let (mut reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(TUNNEL_QUEUE);
+    let (mut reader, writer) = stream.into_split();
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(TUNNEL_QUEUE);
     shared.legs.lock().expect("not poisoned").insert(id, tx.clone());
     // Channel 0: a UDP socket of its own towards the rendezvous, so the
     // rendezvous sees one address per tunnel.
@@ -197,22 +198,7 @@ async fn tunnel(id: u64, stream: TcpStream, shared: &Shared, rendezvous: SocketA
         rendezvous
     };
     let proxy = Arc::new(UdpSocket::bind(proxy_bind).await?);
-    let writer_task = tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(64 * 1024);
-        while let Some(frame) = rx.recv().await {
-            batch.clear();
-            batch.extend_from_slice(&frame);
-            while batch.len() < 60 * 1024 {
-                match rx.try_recv() {
-                    Ok(more) => batch.extend_from_slice(&more),
-                    Err(_) => break,
-                }
-            }
-            if writer.write_all(&batch).await.is_err() {
-                return;
-            }
-        }
-    });
+    let writer_task = tokio::spawn(write_frames(writer, rx));
     let proxy_back = {
         let proxy = proxy.clone();
         tokio::spawn(async move {

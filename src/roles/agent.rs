@@ -98,9 +98,8 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
     // Nothing more to ask the server: the session is between the two now.
     rv.close();
     say!(
-        "connected: path={} rtt_ms={:.2} setup_ms={:.1} code={}",
-        link.path,
-        link.session.link.rtt().as_secs_f64() * 1e3,
+        "connected: {} setup_ms={:.1} code={}",
+        link.summary(),
         started.elapsed().as_secs_f64() * 1e3,
         link.session.peer.code
     );

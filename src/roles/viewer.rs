@@ -73,9 +73,8 @@ pub async fn run(identity: Identity, options: ViewerOptions) -> anyhow::Result<(
                 match connect_peer(&endpoint, &local, &go, relay).await {
                     Ok(link) => {
                         say!(
-                            "connected: path={} rtt_ms={:.2} accept_to_session_ms={:.1} code={}",
-                            link.path,
-                            link.session.link.rtt().as_secs_f64() * 1e3,
+                            "connected: {} accept_to_session_ms={:.1} code={}",
+                            link.summary(),
                             accepted.elapsed().as_secs_f64() * 1e3,
                             link.session.peer.code
                         );
