@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod close;
+pub mod codec;
 pub mod control;
 pub mod datagram;
 pub mod file;

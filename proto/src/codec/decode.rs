@@ -1,0 +1,139 @@
+//! The decoder: checks an update against the frame's geometry, then
+//! applies it to a copy of the previous frame.
+
+use super::image::{Image, Rect};
+use super::wire::Reader;
+use super::{CodecError, MAX_PIXELS, MAX_SIDE, VERSION};
+
+enum Op {
+    Raw,
+    Xor,
+    Fill([u8; 4]),
+    Copy(Rect),
+}
+
+/// Decodes updates; holds the current frame.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    image: Option<Image>,
+}
+
+impl Decoder {
+    /// A decoder with no frame yet.
+    pub fn new() -> Decoder {
+        Decoder::default()
+    }
+
+    /// The current frame, once one was decoded.
+    pub fn image(&self) -> Option<&Image> {
+        self.image.as_ref()
+    }
+
+    /// Applies one update. On error the current frame is unchanged.
+    pub fn decode(&mut self, data: &[u8]) -> Result<&Image, CodecError> {
+        let mut r = Reader::new(data);
+        let version = r.u8()?;
+        if version != VERSION {
+            return Err(CodecError::Version(version));
+        }
+        let (width, height) = (r.varint()?, r.varint()?);
+        if width == 0
+            || height == 0
+            || width > u64::from(MAX_SIDE)
+            || height > u64::from(MAX_SIDE)
+            || width * height > MAX_PIXELS
+        {
+            return Err(CodecError::Size { width, height });
+        }
+        let (width, height) = (width as u32, height as u32);
+        let prev = self.image.as_ref().filter(|p| p.width == width && p.height == height);
+        let geometry = Image { width, height, pixels: Vec::new() };
+        let (cols, rows) = geometry.tiles();
+        let tiles = u64::from(cols * rows);
+        let count = r.varint()?;
+        if count > tiles {
+            return Err(CodecError::TileIndex);
+        }
+        let mut ops = Vec::with_capacity(count as usize);
+        let mut next = 0u64;
+        let mut payload_size = 0usize;
+        for _ in 0..count {
+            let index = next.checked_add(r.varint()?).ok_or(CodecError::TileIndex)?;
+            if index >= tiles {
+                return Err(CodecError::TileIndex);
+            }
+            next = index + 1;
+            let rect = geometry.tile_rect(index as u32);
+            let op = match r.u8()? {
+                0 => Op::Raw,
+                1 => Op::Xor,
+                2 => Op::Fill(r.bytes(4)?.try_into().expect("four bytes")),
+                3 => {
+                    let (dx, dy) = (r.zigzag()?, r.zigzag()?);
+                    let (sx, sy) = (i64::from(rect.x) + dx, i64::from(rect.y) + dy);
+                    if sx < 0
+                        || sy < 0
+                        || sx + i64::from(rect.w) > i64::from(width)
+                        || sy + i64::from(rect.h) > i64::from(height)
+                    {
+                        return Err(CodecError::CopySource);
+                    }
+                    Op::Copy(Rect { x: sx as u32, y: sy as u32, w: rect.w, h: rect.h })
+                }
+                other => return Err(CodecError::Op(other)),
+            };
+            if matches!(op, Op::Xor | Op::Copy(_)) && prev.is_none() {
+                return Err(CodecError::NoReference);
+            }
+            if matches!(op, Op::Raw | Op::Xor) {
+                payload_size += rect.w as usize * rect.h as usize * 4;
+            }
+            ops.push((rect, op));
+        }
+        let compressed_len = r.varint()?;
+        if compressed_len != r.rest() as u64 {
+            return Err(CodecError::Truncated);
+        }
+        let compressed = r.bytes(compressed_len as usize)?;
+        let payload = match (payload_size, compressed_len) {
+            (0, 0) => Vec::new(),
+            (0, _) | (_, 0) => return Err(CodecError::Payload),
+            // Exactly what the operations announce: at most one frame.
+            (size, _) => {
+                let out = zstd::bulk::decompress(compressed, size).map_err(|_| CodecError::Payload)?;
+                if out.len() != size {
+                    return Err(CodecError::Payload);
+                }
+                out
+            }
+        };
+
+        let mut next_image = match prev {
+            Some(p) => p.clone(),
+            None => Image::new(width, height),
+        };
+        let mut at = 0usize;
+        for (rect, op) in ops {
+            let row_bytes = rect.w as usize * 4;
+            for dy in 0..rect.h {
+                let dst = next_image.row_mut(rect, dy);
+                match &op {
+                    Op::Raw => {
+                        dst.copy_from_slice(&payload[at..at + row_bytes]);
+                        at += row_bytes;
+                    }
+                    Op::Xor => {
+                        let old = prev.expect("checked above").row(rect, dy);
+                        for ((d, o), x) in dst.iter_mut().zip(old).zip(&payload[at..at + row_bytes]) {
+                            *d = o ^ x;
+                        }
+                        at += row_bytes;
+                    }
+                    Op::Fill(c) => dst.chunks_exact_mut(4).for_each(|p| p.copy_from_slice(c)),
+                    Op::Copy(src) => dst.copy_from_slice(prev.expect("checked above").row(*src, dy)),
+                }
+            }
+        }
+        Ok(self.image.insert(next_image))
+    }
+}

@@ -1,0 +1,87 @@
+//! The lossless screen codec: changed 64x64 tiles, each sent as a solid
+//! colour, as the XOR with the same tile of the previous frame, as its raw
+//! pixels, or as a copy of another place in the previous frame (scrolled
+//! or moved content); all pixel payloads of one update in one zstd frame.
+//!
+//! Pure and deterministic: the encoder and decoder hold the previous frame
+//! and nothing else. The decoder checks every index, offset and length
+//! against the frame's geometry before touching memory, and decompresses
+//! into a buffer of exactly the size the operations announce, so a hostile
+//! update is a typed error, never a panic or an unbounded allocation.
+//!
+//! Wire format of one update (the `data` of a screen update):
+//!
+//! ```text
+//! version u8 = 1
+//! width varint, height varint           (1..=MAX_SIDE each, width*height <= MAX_PIXELS)
+//! op_count varint
+//! op_count x { tile_gap varint, kind u8, [args] }
+//!     tile index = previous index + 1 + tile_gap (the first: tile_gap); tiles in
+//!     row-major order, 64x64 pixels, the last column and row cut to the frame
+//!     kind 0 RAW  : tile pixels in the payload
+//!     kind 1 XOR  : tile pixels XOR the previous frame's same tile, in the payload
+//!     kind 2 FILL : [b, g, r, x] u8 x4, every pixel of the tile
+//!     kind 3 COPY : dx zigzag varint, dy zigzag varint: the tile's pixels are the
+//!                   previous frame's pixels at (x + dx, y + dy), wholly inside it
+//! payload_len varint, then a zstd frame of exactly sum(tile_w * tile_h * 4) bytes
+//!     over the RAW and XOR tiles, in op order (absent when that sum is 0)
+//! ```
+//!
+//! A frame of another size than the previous one, or the first frame, may
+//! use RAW and FILL only.
+
+mod decode;
+mod encode;
+mod image;
+mod motion;
+mod wire;
+
+pub use decode::Decoder;
+pub use encode::{Encoder, EncoderStats};
+pub use image::{Image, Rect};
+
+/// Side of a tile in pixels.
+pub const TILE: u32 = 64;
+/// Largest width or height.
+pub const MAX_SIDE: u32 = 8192;
+/// Largest frame in pixels (an 8K monitor): bounds every allocation.
+pub const MAX_PIXELS: u64 = 7680 * 4320;
+/// Version byte of the format above.
+pub const VERSION: u8 = 1;
+
+/// What is wrong with an update.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    /// Unknown format version.
+    #[error("screen update format {0} is not supported")]
+    Version(u8),
+    /// The update ends early or has stray bytes.
+    #[error("screen update is truncated or has stray bytes")]
+    Truncated,
+    /// A size out of range.
+    #[error("screen size {width}x{height} is out of range")]
+    Size {
+        /// Width.
+        width: u64,
+        /// Height.
+        height: u64,
+    },
+    /// A tile index beyond the frame, or not increasing.
+    #[error("tile index out of range")]
+    TileIndex,
+    /// An operation that needs the previous frame, without one of that size.
+    #[error("update refers to a previous frame that does not exist")]
+    NoReference,
+    /// A copy source outside the previous frame.
+    #[error("copy source outside the frame")]
+    CopySource,
+    /// An unknown operation.
+    #[error("unknown tile operation {0}")]
+    Op(u8),
+    /// The compressed payload is corrupt or of the wrong size.
+    #[error("compressed tile data is corrupt or of the wrong size")]
+    Payload,
+}
+
+#[cfg(test)]
+mod tests;

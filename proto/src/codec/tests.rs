@@ -1,0 +1,227 @@
+//! Round trips on random frame sequences (typing-like edits, scrolling,
+//! moved windows, size changes) must be bit-exact; hostile updates must be
+//! errors, never panics.
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn noise(w: u32, h: u32, seed: u64) -> Image {
+    let mut x = seed | 1;
+    let mut img = Image::new(w, h);
+    for px in img.pixels.chunks_exact_mut(4) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        // Few colours, like a desktop.
+        let c = (x % 5) as u8 * 60;
+        px.copy_from_slice(&[c, c / 2, 255 - c, 0]);
+    }
+    img
+}
+
+#[derive(Clone, Debug)]
+enum Edit {
+    Fill { x: u32, y: u32, w: u32, h: u32, c: u8 },
+    Noise { x: u32, y: u32, w: u32, h: u32, seed: u64 },
+    Scroll { dy: i32 },
+    Move { x: u32, y: u32, w: u32, h: u32, dx: i32, dy: i32 },
+    Resize { w: u32, h: u32 },
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        (0..300u32, 0..200u32, 1..80u32, 1..80u32, any::<u8>()).prop_map(|(x, y, w, h, c)| Edit::Fill {
+            x,
+            y,
+            w,
+            h,
+            c
+        }),
+        (0..300u32, 0..200u32, 1..40u32, 1..40u32, any::<u64>()).prop_map(|(x, y, w, h, seed)| Edit::Noise {
+            x,
+            y,
+            w,
+            h,
+            seed
+        }),
+        (-90..90i32).prop_map(|dy| Edit::Scroll { dy }),
+        (0..300u32, 0..200u32, 1..120u32, 1..120u32, -70..70i32, -70..70i32)
+            .prop_map(|(x, y, w, h, dx, dy)| Edit::Move { x, y, w, h, dx, dy }),
+        (1..300u32, 1..200u32).prop_map(|(w, h)| Edit::Resize { w, h }),
+    ]
+}
+
+fn apply(img: &Image, e: &Edit) -> Image {
+    let mut out = img.clone();
+    let (w, h) = (img.width, img.height);
+    let clip = |x: u32, y: u32, rw: u32, rh: u32| {
+        let x = x.min(w - 1);
+        let y = y.min(h - 1);
+        Rect { x, y, w: rw.min(w - x), h: rh.min(h - y) }
+    };
+    match *e {
+        Edit::Fill { x, y, w: rw, h: rh, c } => {
+            let r = clip(x, y, rw, rh);
+            for dy in 0..r.h {
+                out.row_mut(r, dy).fill(c);
+            }
+        }
+        Edit::Noise { x, y, w: rw, h: rh, seed } => {
+            let r = clip(x, y, rw, rh);
+            let n = noise(r.w, r.h, seed);
+            for dy in 0..r.h {
+                out.row_mut(r, dy).copy_from_slice(n.row(Rect { x: 0, y: 0, w: r.w, h: r.h }, dy));
+            }
+        }
+        Edit::Scroll { dy } => {
+            for y in 0..h {
+                let src = y as i64 + dy as i64;
+                if (0..h as i64).contains(&src) {
+                    let full = Rect { x: 0, y: 0, w, h };
+                    let row = img.row(full, src as u32).to_vec();
+                    out.row_mut(full, y).copy_from_slice(&row);
+                }
+            }
+        }
+        Edit::Move { x, y, w: rw, h: rh, dx, dy } => {
+            let r = clip(x, y, rw, rh);
+            for yy in 0..r.h {
+                for xx in 0..r.w {
+                    let (tx, ty) = (r.x as i64 + xx as i64 + dx as i64, r.y as i64 + yy as i64 + dy as i64);
+                    if (0..w as i64).contains(&tx) && (0..h as i64).contains(&ty) {
+                        let s = ((r.y + yy) as usize * w as usize + (r.x + xx) as usize) * 4;
+                        let d = (ty as usize * w as usize + tx as usize) * 4;
+                        let px: [u8; 4] = img.pixels[s..s + 4].try_into().unwrap();
+                        out.pixels[d..d + 4].copy_from_slice(&px);
+                    }
+                }
+            }
+        }
+        Edit::Resize { w: nw, h: nh } => out = noise(nw, nh, (nw * 7919 + nh) as u64),
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_sequences_round_trip_bit_exact(
+        w in 1..300u32, h in 1..200u32, seed in any::<u64>(), edits in prop::collection::vec(edit(), 1..12)
+    ) {
+        let mut enc = Encoder::new();
+        let mut dec = Decoder::new();
+        let mut frame = noise(w, h, seed);
+        let (update, _) = enc.encode(frame.clone()).expect("first frame is never empty");
+        prop_assert_eq!(dec.decode(&update).unwrap(), &frame);
+        for e in &edits {
+            frame = apply(&frame, e);
+            match enc.encode(frame.clone()) {
+                Some((update, _)) => { prop_assert_eq!(dec.decode(&update).unwrap(), &frame); }
+                None => prop_assert_eq!(dec.image().unwrap(), &frame),
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_updates_are_errors_not_panics(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        let mut dec = Decoder::new();
+        let _ = dec.decode(&bytes);
+        // With a reference frame too.
+        let mut dec = Decoder::new();
+        let (first, _) = Encoder::new().encode(noise(100, 70, 3)).unwrap();
+        dec.decode(&first).unwrap();
+        let _ = dec.decode(&bytes);
+    }
+}
+
+#[test]
+fn unchanged_frame_sends_nothing_and_small_edit_sends_one_tile() {
+    let mut enc = Encoder::new();
+    let frame = noise(640, 480, 9);
+    enc.encode(frame.clone()).unwrap();
+    assert!(enc.encode(frame.clone()).is_none());
+    let edited = apply(&frame, &Edit::Fill { x: 70, y: 70, w: 3, h: 3, c: 1 });
+    let (update, stats) = enc.encode(edited).unwrap();
+    assert_eq!(stats.xor + stats.fill + stats.raw + stats.copy, 1);
+    assert!(update.len() < 200, "{} bytes for 9 pixels", update.len());
+}
+
+#[test]
+fn truncated_and_padded_updates_are_refused_and_leave_the_frame() {
+    let mut enc = Encoder::new();
+    let frame = noise(200, 100, 1);
+    let (update, _) = enc.encode(frame.clone()).unwrap();
+    let mut dec = Decoder::new();
+    for cut in 0..update.len() {
+        assert!(dec.decode(&update[..cut]).is_err(), "cut at {cut}");
+    }
+    let mut padded = update.clone();
+    padded.push(0);
+    assert!(dec.decode(&padded).is_err());
+    dec.decode(&update).unwrap();
+    let (second, _) = enc.encode(apply(&frame, &Edit::Fill { x: 0, y: 0, w: 10, h: 10, c: 9 })).unwrap();
+    assert!(dec.decode(&second[..second.len() - 1]).is_err());
+    assert_eq!(dec.image().unwrap(), &frame, "a failed update changes nothing");
+}
+
+#[test]
+fn oversized_geometry_and_zstd_bombs_are_refused_without_allocating() {
+    let mut dec = Decoder::new();
+    // 8192 x 8192 is above MAX_PIXELS.
+    let mut bomb = vec![VERSION];
+    wire::put_varint(&mut bomb, 8192);
+    wire::put_varint(&mut bomb, 8192);
+    assert!(matches!(dec.decode(&bomb), Err(CodecError::Size { .. })));
+    // A valid header whose payload decompresses to more than announced.
+    let mut update = vec![VERSION];
+    wire::put_varint(&mut update, 64);
+    wire::put_varint(&mut update, 64);
+    wire::put_varint(&mut update, 1);
+    wire::put_varint(&mut update, 0);
+    update.push(0);
+    let big = zstd::bulk::compress(&vec![0u8; 64 * 64 * 4 * 100], 1).unwrap();
+    wire::put_varint(&mut update, big.len() as u64);
+    update.extend_from_slice(&big);
+    assert_eq!(dec.decode(&update), Err(CodecError::Payload));
+}
+
+#[test]
+fn xor_and_copy_need_a_reference_of_the_same_size() {
+    let mut dec = Decoder::new();
+    let mut update = vec![VERSION];
+    wire::put_varint(&mut update, 64);
+    wire::put_varint(&mut update, 64);
+    wire::put_varint(&mut update, 1);
+    wire::put_varint(&mut update, 0);
+    update.push(3);
+    wire::put_zigzag(&mut update, 0);
+    wire::put_zigzag(&mut update, 0);
+    wire::put_varint(&mut update, 0);
+    assert_eq!(dec.decode(&update), Err(CodecError::NoReference));
+}
+
+#[test]
+fn a_scroll_is_sent_as_copies_plus_the_new_rows() {
+    // A "terminal": distinct text-like rows, scrolled up by 17 pixels.
+    // "Glyphs" 7x11 chosen by a hash of line and column.
+    let mut frame = Image::new(640, 480);
+    for y in 0..480u32 {
+        for x in 0..640u32 {
+            let glyph = ((y / 11) * 131 + (x / 7) * 31).wrapping_mul(2654435761) >> 7;
+            let on = (glyph >> ((x % 7) + (y % 11) * 3 % 20)) & 1 == 1 && y % 11 < 8;
+            let i = ((y * 640 + x) * 4) as usize;
+            frame.pixels[i..i + 4].copy_from_slice(if on { &[220, 220, 220, 0] } else { &[30, 30, 30, 0] });
+        }
+    }
+    let mut enc = Encoder::new();
+    let mut dec = Decoder::new();
+    dec.decode(&enc.encode(frame.clone()).unwrap().0).unwrap();
+    let scrolled = apply(&frame, &Edit::Scroll { dy: 17 });
+    let (update, stats) = enc.encode(scrolled.clone()).unwrap();
+    assert_eq!(dec.decode(&update).unwrap(), &scrolled);
+    assert!(stats.copy > stats.tiles / 2, "{stats:?}");
+    let (full, _) = Encoder::new().encode(scrolled).unwrap();
+    assert!(update.len() * 4 < full.len(), "scroll {} bytes vs full frame {}", update.len(), full.len());
+}
