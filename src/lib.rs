@@ -8,6 +8,7 @@ pub mod config;
 pub mod net;
 pub mod rendezvous;
 pub mod roles;
+pub mod screen;
 pub mod session;
 
 pub use lifebuoy_proto as proto;

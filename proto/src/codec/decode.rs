@@ -13,7 +13,7 @@ enum Op {
 }
 
 /// Decodes updates; holds the current frame.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Decoder {
     image: Option<Image>,
 }

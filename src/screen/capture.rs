@@ -1,0 +1,49 @@
+//! What every capture backend offers: the monitors, and a frame of one.
+
+use lifebuoy_proto::codec::Image;
+
+/// One monitor, in the virtual screen's coordinates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MonitorInfo {
+    /// Index in the backend's list.
+    pub id: u8,
+    /// Output name, if the system has one.
+    pub name: String,
+    /// Left edge.
+    pub x: i32,
+    /// Top edge.
+    pub y: i32,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// The primary monitor.
+    pub primary: bool,
+}
+
+/// Capture failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// No display to capture (not started, or `DISPLAY` unset).
+    #[error("cannot open the display: {0}")]
+    Connect(String),
+    /// The display lacks something the backend needs.
+    #[error("the display does not support {0}")]
+    Unsupported(&'static str),
+    /// A request to the display failed.
+    #[error("screen capture failed: {0}")]
+    Request(String),
+    /// The monitor asked for does not exist.
+    #[error("there is no monitor {0}")]
+    NoMonitor(u8),
+}
+
+/// A source of frames.
+pub trait Capture: Send {
+    /// The monitors, primary first where known.
+    fn monitors(&self) -> Vec<MonitorInfo>;
+    /// Chooses the monitor later frames come from.
+    fn select(&mut self, monitor: u8) -> Result<(), CaptureError>;
+    /// The selected monitor's pixels now, as BGRX.
+    fn grab(&mut self) -> Result<Image, CaptureError>;
+}

@@ -1,0 +1,9 @@
+//! The customer's screen: capture backends and (to come) the capture and
+//! encoding thread that feeds the screen streams.
+
+pub mod capture;
+pub mod synthetic;
+#[cfg(target_os = "linux")]
+pub mod x11;
+
+pub use capture::{Capture, CaptureError, MonitorInfo};

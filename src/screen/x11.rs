@@ -1,0 +1,169 @@
+//! X11 capture through MIT-SHM, with a segment the X server creates and
+//! passes to us as a file descriptor.
+//!
+//! Not scrap: on X11 it creates its SysV segment with mode 0777 (any local
+//! user can read the customer's screen), leaks it when killed, and showed a
+//! heap-use-after-free under AddressSanitizer (docs/decisions.md). A
+//! segment made by `ShmCreateSegment` is a memfd shared only by descriptor
+//! passing: no other process can attach to it, and it is gone when both
+//! ends close it, however the agent exits.
+
+use std::fs::File;
+
+use lifebuoy_proto::codec::Image;
+use memmap2::Mmap;
+use x11rb::connection::Connection;
+use x11rb::protocol::randr::ConnectionExt as _;
+use x11rb::protocol::shm::ConnectionExt as _;
+use x11rb::protocol::xproto::{ImageFormat, Window};
+use x11rb::rust_connection::RustConnection;
+
+use super::capture::{Capture, CaptureError, MonitorInfo};
+
+/// Captures monitors of one X display.
+pub struct X11Capture {
+    conn: RustConnection,
+    root: Window,
+    monitors: Vec<MonitorInfo>,
+    selected: usize,
+    segment: u32,
+    map: Mmap,
+}
+
+impl std::fmt::Debug for X11Capture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("X11Capture")
+            .field("monitors", &self.monitors)
+            .field("selected", &self.selected)
+            .finish()
+    }
+}
+
+fn request(e: impl std::fmt::Display) -> CaptureError {
+    CaptureError::Request(e.to_string())
+}
+
+impl X11Capture {
+    /// Connects to `display` (e.g. `":1"`; `None` for `$DISPLAY`).
+    pub fn open(display: Option<&str>) -> Result<X11Capture, CaptureError> {
+        let (conn, screen) = x11rb::connect(display).map_err(|e| CaptureError::Connect(e.to_string()))?;
+        let root_info = &conn.setup().roots[screen];
+        let root = root_info.root;
+        if root_info.root_depth != 24 && root_info.root_depth != 32 {
+            return Err(CaptureError::Unsupported("a screen depth other than 24 or 32 bits"));
+        }
+        let version = conn
+            .shm_query_version()
+            .map_err(request)?
+            .reply()
+            .map_err(|_| CaptureError::Unsupported("MIT-SHM"))?;
+        if (version.major_version, version.minor_version) < (1, 2) {
+            return Err(CaptureError::Unsupported("MIT-SHM 1.2 (segments passed as file descriptors)"));
+        }
+        let monitors = list_monitors(&conn, root, root_info.width_in_pixels, root_info.height_in_pixels);
+        let largest = monitors.iter().map(|m| m.width as usize * m.height as usize * 4).max().unwrap_or(0);
+        let segment = conn.generate_id().map_err(request)?;
+        let reply = conn
+            .shm_create_segment(segment, largest as u32, false)
+            .map_err(request)?
+            .reply()
+            .map_err(|e| CaptureError::Request(format!("creating the shared segment: {e}")))?;
+        let file = File::from(reply.shm_fd);
+        // SAFETY: the mapping is read-only and only read between a completed
+        // ShmGetImage and the next request; the X server writes it only while
+        // serving ShmGetImage, which we wait for.
+        let map = unsafe { memmap2::MmapOptions::new().len(largest).map(&file) }.map_err(request)?;
+        Ok(X11Capture { conn, root, monitors, selected: 0, segment, map })
+    }
+}
+
+fn list_monitors(conn: &RustConnection, root: Window, width: u16, height: u16) -> Vec<MonitorInfo> {
+    let whole = || {
+        vec![MonitorInfo {
+            id: 0,
+            name: "screen".into(),
+            x: 0,
+            y: 0,
+            width: width.into(),
+            height: height.into(),
+            primary: true,
+        }]
+    };
+    let Ok(cookie) = conn.randr_get_monitors(root, true) else { return whole() };
+    let Ok(reply) = cookie.reply() else { return whole() };
+    let mut list: Vec<MonitorInfo> = reply
+        .monitors
+        .iter()
+        .filter(|m| m.width > 0 && m.height > 0)
+        .map(|m| MonitorInfo {
+            id: 0,
+            name: conn
+                .get_atom_name(m.name)
+                .ok()
+                .and_then(|c| c.reply().ok())
+                .map(|n| String::from_utf8_lossy(&n.name).into_owned())
+                .unwrap_or_default(),
+            x: m.x.into(),
+            y: m.y.into(),
+            width: m.width.into(),
+            height: m.height.into(),
+            primary: m.primary,
+        })
+        .collect();
+    // Xvfb may report no monitor at all (FINDINGS.md): then the whole screen is one.
+    if list.is_empty() {
+        return whole();
+    }
+    list.sort_by_key(|m| !m.primary);
+    for (i, m) in list.iter_mut().enumerate().take(u8::MAX as usize) {
+        m.id = i as u8;
+    }
+    list
+}
+
+use x11rb::protocol::xproto::ConnectionExt as _;
+
+impl Capture for X11Capture {
+    fn monitors(&self) -> Vec<MonitorInfo> {
+        self.monitors.clone()
+    }
+
+    fn select(&mut self, monitor: u8) -> Result<(), CaptureError> {
+        let index =
+            self.monitors.iter().position(|m| m.id == monitor).ok_or(CaptureError::NoMonitor(monitor))?;
+        self.selected = index;
+        Ok(())
+    }
+
+    fn grab(&mut self) -> Result<Image, CaptureError> {
+        let m = &self.monitors[self.selected];
+        let reply = self
+            .conn
+            .shm_get_image(
+                self.root,
+                m.x as i16,
+                m.y as i16,
+                m.width as u16,
+                m.height as u16,
+                !0,
+                ImageFormat::Z_PIXMAP.into(),
+                self.segment,
+                0,
+            )
+            .map_err(request)?
+            .reply()
+            .map_err(request)?;
+        let len = m.width as usize * m.height as usize * 4;
+        if reply.size as usize != len {
+            return Err(CaptureError::Unsupported("a pixel format other than 32 bits per pixel"));
+        }
+        Ok(Image { width: m.width, height: m.height, pixels: self.map[..len].to_vec() })
+    }
+}
+
+impl Drop for X11Capture {
+    fn drop(&mut self) {
+        let _ = self.conn.shm_detach(self.segment);
+        let _ = self.conn.flush();
+    }
+}

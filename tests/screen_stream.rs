@@ -1,0 +1,186 @@
+//! The technician sees exactly the customer's screen: a real X server
+//! (Xvfb) with a real application (xterm), captured through MIT-SHM,
+//! encoded, streamed over a real pinned QUIC session on loopback, decoded,
+//! and compared bit for bit, on a static screen and while the window moves.
+//!
+//! Needs Xvfb, xterm and xdotool (`scripts/setup` installs them); fails,
+//! loudly, without them.
+
+#![cfg(target_os = "linux")]
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lifebuoy::net::{make_endpoint, Identity};
+use lifebuoy::proto::codec::{Decoder, Encoder, Image};
+use lifebuoy::proto::hello::Capabilities;
+use lifebuoy::proto::screen::{Screen, ScreenUpdate};
+use lifebuoy::proto::Role;
+use lifebuoy::screen::x11::X11Capture;
+use lifebuoy::screen::Capture;
+use lifebuoy::session::{IncomingStream, LocalSide, Session};
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{ConnectionExt, ImageFormat};
+
+/// Processes started here, ended when the test ends however it ends.
+struct Started(Vec<Child>);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Starts Xvfb on a free display (it picks one and writes its number to
+/// the descriptor given, here its standard output).
+fn xvfb(started: &mut Started, size: &str) -> String {
+    let mut child = Command::new("Xvfb")
+        .args(["-displayfd", "1", "-screen", "0", size, "-noreset", "-nolisten", "tcp"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("Xvfb must be installed (scripts/setup)");
+    let mut out = child.stdout.take().unwrap();
+    started.0.push(child);
+    let mut number = String::new();
+    let mut byte = [0u8; 1];
+    while out.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        number.push(byte[0] as char);
+    }
+    assert!(!number.is_empty(), "Xvfb did not report its display");
+    format!(":{number}")
+}
+
+fn xterm(started: &mut Started, display: &str) -> String {
+    let child = Command::new("xterm")
+        .env("DISPLAY", display)
+        .args(["-geometry", "50x12+40+30", "-title", "lifebuoy-test", "-e", "sh", "-c"])
+        .arg("printf 'lifebuoy screen test\\nGr\\303\\274\\303\\237e 123\\n'; sleep 600")
+        .spawn()
+        .expect("xterm must be installed (scripts/setup)");
+    started.0.push(child);
+    let out = Command::new("xdotool")
+        .env("DISPLAY", display)
+        .args(["search", "--sync", "--name", "lifebuoy-test"])
+        .output()
+        .expect("xdotool must be installed (scripts/setup)");
+    let window = String::from_utf8(out.stdout).unwrap().lines().next().expect("the xterm window").to_owned();
+    // Let it draw its text.
+    std::thread::sleep(Duration::from_millis(700));
+    window
+}
+
+/// The root window through plain GetImage: the X server's other path, to
+/// check the shared-memory capture against.
+fn get_image(display: &str) -> Image {
+    let (conn, screen) = x11rb::connect(Some(display)).unwrap();
+    let root = &conn.setup().roots[screen];
+    let (w, h) = (root.width_in_pixels, root.height_in_pixels);
+    let reply = conn.get_image(ImageFormat::Z_PIXMAP, root.root, 0, 0, w, h, !0).unwrap().reply().unwrap();
+    Image { width: w.into(), height: h.into(), pixels: reply.data }
+}
+
+async fn session_pair() -> (Session, Session) {
+    let side = |role| {
+        let identity = Arc::new(Identity::generate("test").unwrap());
+        let endpoint = make_endpoint("127.0.0.1:0".parse().unwrap(), Some(&identity)).unwrap();
+        (LocalSide { identity, role, name: String::new(), capabilities: Capabilities::default() }, endpoint)
+    };
+    let (viewer, viewer_ep) = side(Role::Viewer);
+    let (agent, agent_ep) = side(Role::Agent);
+    let addr = viewer_ep.local_addr().unwrap();
+    let (v, a) = tokio::join!(
+        async {
+            Session::accept(viewer_ep.accept().await.unwrap(), &viewer, agent.identity.fingerprint()).await
+        },
+        Session::connect(&agent_ep, addr, &agent, viewer.identity.fingerprint())
+    );
+    (a.unwrap(), v.unwrap())
+}
+
+/// Sends one captured frame as an update on its own stream; the viewer
+/// decodes it and must hold exactly that frame.
+async fn stream_one(
+    agent: &Session,
+    viewer: &Session,
+    enc: &mut Encoder,
+    dec: &mut Decoder,
+    seq: u64,
+    frame: &Image,
+) {
+    let Some((data, _)) = enc.encode(frame.clone()) else {
+        assert_eq!(dec.image(), Some(frame), "nothing changed, so the viewer already has it");
+        return;
+    };
+    let update = Screen::Update(ScreenUpdate {
+        seq,
+        monitor: 0,
+        width: frame.width as u16,
+        height: frame.height as u16,
+        data,
+    });
+    let mut tx = agent.link.open::<Screen>().await.unwrap();
+    tx.send(&update).await.unwrap();
+    tx.finish().unwrap();
+    let IncomingStream::Screen(mut rx) = viewer.link.accept().await.unwrap() else {
+        panic!("expected a screen stream")
+    };
+    let Some(Screen::Update(got)) = rx.recv().await.unwrap() else { panic!("expected an update") };
+    assert_eq!(got.seq, seq);
+    let decoded = dec.decode(&got.data).expect("a valid update");
+    assert!(decoded == frame, "the viewer's image differs from the captured frame {seq}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewer_image_equals_the_captured_screen_static_and_while_a_window_moves() {
+    let mut started = Started(Vec::new());
+    let display = xvfb(&mut started, "800x600x24");
+    let window = xterm(&mut started, &display);
+
+    let mut capture = X11Capture::open(Some(&display)).expect("capture through MIT-SHM");
+    let monitors = capture.monitors();
+    assert_eq!((monitors[0].width, monitors[0].height), (800, 600));
+    let first = capture.grab().unwrap();
+    // The shared-memory path shows what the X server's plain path shows.
+    let plain = get_image(&display);
+    assert!(first.pixels == plain.pixels, "MIT-SHM capture differs from GetImage");
+    // And it shows the application (white, with text) on the black root,
+    // not an empty screen.
+    let white = first.pixels.chunks(4).filter(|p| p[..3] == [255, 255, 255]).count();
+    let share = white as f64 / (800.0 * 600.0);
+    assert!((0.05..0.5).contains(&share), "xterm covers {:.1} % of the screen", share * 100.0);
+    if let Ok(path) = std::env::var("LIFEBUOY_SCREENSHOT") {
+        let mut ppm = format!("P6 {} {} 255\n", first.width, first.height).into_bytes();
+        first.pixels.chunks(4).for_each(|p| ppm.extend_from_slice(&[p[2], p[1], p[0]]));
+        std::fs::write(path, ppm).unwrap();
+    }
+
+    let (agent, viewer) = session_pair().await;
+    let (mut enc, mut dec) = (Encoder::new(), Decoder::new());
+    stream_one(&agent, &viewer, &mut enc, &mut dec, 1, &first).await;
+    // Static screen: the same picture again.
+    let again = capture.grab().unwrap();
+    stream_one(&agent, &viewer, &mut enc, &mut dec, 2, &again).await;
+
+    // The window moves across the screen; every frame arrives exact.
+    let mut seq = 3;
+    for step in 1..=8 {
+        let (x, y) = (40 + step * 37, 30 + step * 23);
+        let moved = Command::new("xdotool")
+            .env("DISPLAY", &display)
+            .args(["windowmove", "--sync", &window, &x.to_string(), &y.to_string()])
+            .status()
+            .unwrap();
+        assert!(moved.success());
+        std::thread::sleep(Duration::from_millis(60));
+        let frame = capture.grab().unwrap();
+        assert!(frame != first, "the window did not move on screen");
+        stream_one(&agent, &viewer, &mut enc, &mut dec, seq, &frame).await;
+        seq += 1;
+    }
+}
