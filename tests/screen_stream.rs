@@ -168,8 +168,7 @@ async fn viewer_image_equals_the_captured_screen_static_and_while_a_window_moves
     stream_one(&agent, &viewer, &mut enc, &mut dec, 2, &again).await;
 
     // The window moves across the screen; every frame arrives exact.
-    let mut seq = 3;
-    for step in 1..=8 {
+    for (seq, step) in (3..).zip(1..=8) {
         let (x, y) = (40 + step * 37, 30 + step * 23);
         let moved = Command::new("xdotool")
             .env("DISPLAY", &display)
@@ -181,6 +180,5 @@ async fn viewer_image_equals_the_captured_screen_static_and_while_a_window_moves
         let frame = capture.grab().unwrap();
         assert!(frame != first, "the window did not move on screen");
         stream_one(&agent, &viewer, &mut enc, &mut dec, seq, &frame).await;
-        seq += 1;
     }
 }

@@ -70,12 +70,10 @@ impl Decoder {
                 2 => Op::Fill(r.bytes(4)?.try_into().expect("four bytes")),
                 3 => {
                     let (dx, dy) = (r.zigzag()?, r.zigzag()?);
-                    let (sx, sy) = (i64::from(rect.x) + dx, i64::from(rect.y) + dy);
-                    if sx < 0
-                        || sy < 0
-                        || sx + i64::from(rect.w) > i64::from(width)
-                        || sy + i64::from(rect.h) > i64::from(height)
-                    {
+                    // Offsets come off the wire: any i64, so no plain addition.
+                    let sx = i64::from(rect.x).checked_add(dx).ok_or(CodecError::CopySource)?;
+                    let sy = i64::from(rect.y).checked_add(dy).ok_or(CodecError::CopySource)?;
+                    if sx < 0 || sy < 0 || sx > i64::from(width - rect.w) || sy > i64::from(height - rect.h) {
                         return Err(CodecError::CopySource);
                     }
                     Op::Copy(Rect { x: sx as u32, y: sy as u32, w: rect.w, h: rect.h })

@@ -225,3 +225,23 @@ fn a_scroll_is_sent_as_copies_plus_the_new_rows() {
     let (full, _) = Encoder::new().encode(scrolled).unwrap();
     assert!(update.len() * 4 < full.len(), "scroll {} bytes vs full frame {}", update.len(), full.len());
 }
+
+#[test]
+fn copy_offsets_at_the_ends_of_i64_are_refused() {
+    // Found by the screen_codec fuzz target: a copy offset near i64::MIN
+    // overflowed the source computation.
+    let mut dec = Decoder::new();
+    dec.decode(&Encoder::new().encode(noise(130, 70, 3)).unwrap().0).unwrap();
+    for offset in [i64::MIN, i64::MIN + 1, i64::MAX, i64::MAX - 63] {
+        let mut update = vec![VERSION];
+        wire::put_varint(&mut update, 130);
+        wire::put_varint(&mut update, 70);
+        wire::put_varint(&mut update, 1);
+        wire::put_varint(&mut update, 0);
+        update.push(3);
+        wire::put_zigzag(&mut update, offset);
+        wire::put_zigzag(&mut update, offset);
+        wire::put_varint(&mut update, 0);
+        assert_eq!(dec.decode(&update), Err(CodecError::CopySource), "offset {offset}");
+    }
+}
