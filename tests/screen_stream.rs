@@ -29,7 +29,7 @@ struct Started(Vec<Child>);
 
 impl Drop for Started {
     fn drop(&mut self) {
-        for c in &mut self.0 {
+        for c in self.0.iter_mut().rev() {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -181,4 +181,64 @@ async fn viewer_image_equals_the_captured_screen_static_and_while_a_window_moves
         assert!(frame != first, "the window did not move on screen");
         stream_one(&agent, &viewer, &mut enc, &mut dec, seq, &frame).await;
     }
+}
+
+/// Runs the real pipeline (capture thread, paced streams, decode thread)
+/// until the viewer holds update `until`, then returns its image.
+async fn pipeline(capture: Box<dyn Capture>, until: impl Fn(u64) -> bool) -> (u64, Arc<Image>) {
+    use lifebuoy::screen::stream::{send_screen, ScreenReceiver};
+    let (agent, viewer) = session_pair().await;
+    let sender = tokio::spawn(send_screen(agent.link.clone(), capture, 0));
+    let receiver = Arc::new(ScreenReceiver::start());
+    let accept = {
+        let (link, receiver) = (viewer.link.clone(), receiver.clone());
+        tokio::spawn(async move {
+            while let Ok(IncomingStream::Screen(s)) = link.accept().await {
+                let receiver = receiver.clone();
+                tokio::spawn(async move { receiver.take(s).await });
+            }
+        })
+    };
+    let mut image = receiver.image.clone();
+    let got = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            image.changed().await.unwrap();
+            if let Some((seq, img)) = image.borrow().clone() {
+                if until(seq) {
+                    return (seq, img);
+                }
+            }
+        }
+    })
+    .await
+    .expect("the viewer got too few updates");
+    agent.link.close(lifebuoy::proto::close::CloseCode::Ended, "test done");
+    let _ = sender.await;
+    accept.abort();
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paced_pipeline_delivers_every_update_in_order() {
+    use lifebuoy::screen::synthetic::Synthetic;
+    let (seq, image) = pipeline(Box::new(Synthetic::new(320, 200)), |seq| seq >= 30).await;
+    // Every synthetic frame differs, so update n is the n-th frame drawn.
+    let mut reference = Synthetic::new(320, 200);
+    let mut expected = reference.grab().unwrap();
+    for _ in 1..seq {
+        expected = reference.grab().unwrap();
+    }
+    assert!(*image == expected, "update {seq} does not show frame {seq}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paced_pipeline_shows_the_real_screen() {
+    let mut started = Started(Vec::new());
+    let display = xvfb(&mut started, "640x480x24");
+    let _window = xterm(&mut started, &display);
+    let capture = X11Capture::open(Some(&display)).unwrap();
+    let (_, image) = pipeline(Box::new(capture), |seq| seq >= 1).await;
+    // A static screen: what the viewer shows is what is on the screen now.
+    let now = X11Capture::open(Some(&display)).unwrap().grab().unwrap();
+    assert!(*image == now, "the viewer's picture differs from the screen");
 }

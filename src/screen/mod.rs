@@ -2,6 +2,7 @@
 //! encoding thread that feeds the screen streams.
 
 pub mod capture;
+pub mod stream;
 pub mod synthetic;
 #[cfg(target_os = "linux")]
 pub mod x11;

@@ -91,6 +91,9 @@ pub enum SessionError {
     /// A stream ended or was reset where the protocol needs it open.
     #[error("a stream ended unexpectedly")]
     StreamClosed,
+    /// The screen could not be captured.
+    #[error("the screen cannot be captured: {0}")]
+    Capture(String),
     /// A stream opened with a tag this side does not use here.
     #[error("the other side opened an unexpected stream")]
     UnexpectedStream,
