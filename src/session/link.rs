@@ -12,6 +12,9 @@ use lifebuoy_proto::{Message, Role, StreamKind};
 use super::error::SessionError;
 use super::framed::{FramedRecv, FramedSend};
 
+/// Longest wait for the tag byte of a new stream.
+pub const TAG_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Send priority of a stream kind: input before control before screen
 /// before files, so a keystroke never waits behind a file.
 pub fn priority(kind: StreamKind) -> i32 {
@@ -72,9 +75,14 @@ impl Link {
         loop {
             let mut stream = self.conn.accept_uni().await.map_err(SessionError::from_connection)?;
             let mut tag = [0u8; 1];
-            if stream.read_exact(&mut tag).await.is_err() {
-                // Reset before its first byte: nothing to do with it.
-                continue;
+            // A stream that never sends its tag must not hold up the others.
+            match tokio::time::timeout(TAG_TIMEOUT, stream.read_exact(&mut tag)).await {
+                Ok(Ok(())) => {}
+                // Reset before its first byte, or silent: nothing to do with it.
+                _ => {
+                    let _ = stream.stop(quinn::VarInt::from_u32(STREAM_PROTOCOL_ERROR));
+                    continue;
+                }
             }
             let Some(kind) = StreamKind::from_tag(tag[0]) else {
                 let _ = stream.stop(quinn::VarInt::from_u32(STREAM_UNKNOWN_KIND));
