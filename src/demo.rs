@@ -52,7 +52,13 @@ async fn demo() -> anyhow::Result<()> {
     println!("== technician signs in");
     let viewer = tokio::spawn(lifebuoy::roles::viewer::run(
         technician,
-        ViewerOptions { server: company, name: "Demo-Techniker".into(), accept: true, sessions: 1 },
+        ViewerOptions {
+            server: company,
+            name: "Demo-Techniker".into(),
+            accept: true,
+            sessions: 1,
+            screenshot: None,
+        },
     ));
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
@@ -62,6 +68,8 @@ async fn demo() -> anyhow::Result<()> {
         staff: "Demo-Techniker".into(),
         label: "Kunde 4711".into(),
         end_after_connect: true,
+        end_after: None,
+        display: None,
     })
     .await?;
     viewer.await??;

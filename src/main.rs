@@ -106,6 +106,12 @@ enum Command {
         /// End the session as soon as it stands (for scripted tests).
         #[arg(long)]
         end_after_connect: bool,
+        /// End the session after this many seconds (for scripted tests).
+        #[arg(long, value_name = "SECONDS")]
+        end_after: Option<f64>,
+        /// X display to share (default: $DISPLAY).
+        #[arg(long, value_name = "DISPLAY")]
+        display: Option<String>,
     },
     /// The technician's side, without a window: answer requests.
     Viewer {
@@ -120,6 +126,9 @@ enum Command {
         /// Exit after this many sessions (0: keep serving).
         #[arg(long, default_value_t = 0)]
         sessions: u32,
+        /// Save the last picture of each session's screen here (PPM).
+        #[arg(long, value_name = "FILE")]
+        screenshot: Option<PathBuf>,
     },
     /// Try lifebuoy on this machine: an agent and a viewer with fresh keys
     /// connect over loopback and show their verification codes.
@@ -183,19 +192,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 limits,
             ))
         }
-        Command::Agent { server, staff, label, end_after_connect } => {
-            runtime()?.block_on(roles::agent::run(roles::agent::AgentOptions {
+        Command::Agent { server, staff, label, end_after_connect, end_after, display } => runtime()?
+            .block_on(roles::agent::run(roles::agent::AgentOptions {
                 server: server.into(),
                 staff,
                 label,
                 end_after_connect,
-            }))
-        }
-        Command::Viewer { server, name, accept_all, sessions } => {
+                end_after: end_after.map(std::time::Duration::from_secs_f64),
+                display,
+            })),
+        Command::Viewer { server, name, accept_all, sessions, screenshot } => {
             let identity = key(dir, TECHNICIAN_KEY, &name)?;
             runtime()?.block_on(roles::viewer::run(
                 identity,
-                roles::viewer::ViewerOptions { server: server.into(), name, accept: accept_all, sessions },
+                roles::viewer::ViewerOptions {
+                    server: server.into(),
+                    name,
+                    accept: accept_all,
+                    sessions,
+                    screenshot,
+                },
             ))
         }
         Command::Demo => demo::run(),

@@ -8,8 +8,7 @@
 
 #![cfg(target_os = "linux")]
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,59 +20,11 @@ use lifebuoy::proto::Role;
 use lifebuoy::screen::x11::X11Capture;
 use lifebuoy::screen::Capture;
 use lifebuoy::session::{IncomingStream, LocalSide, Session};
+
+mod common;
+use common::{xterm, xvfb, Started};
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{ConnectionExt, ImageFormat};
-
-/// Processes started here, ended when the test ends however it ends.
-struct Started(Vec<Child>);
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        for c in self.0.iter_mut().rev() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Starts Xvfb on a free display (it picks one and writes its number to
-/// the descriptor given, here its standard output).
-fn xvfb(started: &mut Started, size: &str) -> String {
-    let mut child = Command::new("Xvfb")
-        .args(["-displayfd", "1", "-screen", "0", size, "-noreset", "-nolisten", "tcp"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("Xvfb must be installed (scripts/setup)");
-    let mut out = child.stdout.take().unwrap();
-    started.0.push(child);
-    let mut number = String::new();
-    let mut byte = [0u8; 1];
-    while out.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
-        number.push(byte[0] as char);
-    }
-    assert!(!number.is_empty(), "Xvfb did not report its display");
-    format!(":{number}")
-}
-
-fn xterm(started: &mut Started, display: &str) -> String {
-    let child = Command::new("xterm")
-        .env("DISPLAY", display)
-        .args(["-geometry", "50x12+40+30", "-title", "lifebuoy-test", "-e", "sh", "-c"])
-        .arg("printf 'lifebuoy screen test\\nGr\\303\\274\\303\\237e 123\\n'; sleep 600")
-        .spawn()
-        .expect("xterm must be installed (scripts/setup)");
-    started.0.push(child);
-    let out = Command::new("xdotool")
-        .env("DISPLAY", display)
-        .args(["search", "--sync", "--name", "lifebuoy-test"])
-        .output()
-        .expect("xdotool must be installed (scripts/setup)");
-    let window = String::from_utf8(out.stdout).unwrap().lines().next().expect("the xterm window").to_owned();
-    // Let it draw its text.
-    std::thread::sleep(Duration::from_millis(700));
-    window
-}
 
 /// The root window through plain GetImage: the X server's other path, to
 /// check the shared-memory capture against.

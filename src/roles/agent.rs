@@ -28,6 +28,10 @@ pub struct AgentOptions {
     pub label: String,
     /// End the session right after it stands (scripted tests).
     pub end_after_connect: bool,
+    /// End the session after this long (scripted tests, the headless demo).
+    pub end_after: Option<std::time::Duration>,
+    /// The X display to share (`None`: `$DISPLAY`, if set).
+    pub display: Option<String>,
 }
 
 /// Why no technician could be reached, in the customer's words.
@@ -106,12 +110,60 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
     let session = link.session;
     if options.end_after_connect {
         session.end(EndReason::CustomerEnded).await;
-    } else {
-        tokio::select! {
-            why = session.link.closed() => say!("session ended: {why}"),
-            _ = super::shutdown_signal() => session.end(EndReason::CustomerEnded).await,
+        endpoint.quic.wait_idle().await;
+        return Ok(());
+    }
+    let screen = share_screen(&session, options.display.as_deref());
+    let deadline = async {
+        match options.end_after {
+            Some(after) => tokio::time::sleep(after).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        why = session.link.closed() => say!("session ended: {why}"),
+        _ = super::shutdown_signal() => session.end(EndReason::CustomerEnded).await,
+        _ = deadline => session.end(EndReason::CustomerEnded).await,
+    }
+    if let Some(screen) = screen {
+        if let Ok(Ok(stats)) = screen.await {
+            say!(
+                "screen: {} updates, {} bytes, {} frames captured",
+                stats.updates,
+                stats.bytes,
+                stats.captured
+            );
         }
     }
     endpoint.quic.wait_idle().await;
     Ok(())
+}
+
+/// Starts sending the screen, if there is one to capture; the session goes
+/// on without it otherwise.
+fn share_screen(
+    session: &crate::session::Session,
+    display: Option<&str>,
+) -> Option<tokio::task::JoinHandle<Result<crate::screen::stream::SenderStats, crate::session::SessionError>>>
+{
+    #[cfg(target_os = "linux")]
+    {
+        let display = display.map(str::to_owned).or_else(|| std::env::var("DISPLAY").ok())?;
+        match crate::screen::x11::X11Capture::open(Some(&display)) {
+            Ok(capture) => {
+                say!("sharing display {display}");
+                let link = session.link.clone();
+                Some(tokio::spawn(crate::screen::stream::send_screen(link, Box::new(capture), 0)))
+            }
+            Err(e) => {
+                say!("screen sharing unavailable: {e}");
+                None
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (session, display);
+        None
+    }
 }

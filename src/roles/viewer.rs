@@ -15,7 +15,8 @@ use super::CompanyServer;
 use crate::net::candidates::host_candidates;
 use crate::net::punch::connect_peer;
 use crate::net::Identity;
-use crate::session::LocalSide;
+use crate::screen::stream::ScreenReceiver;
+use crate::session::{IncomingStream, LocalSide};
 
 /// How the headless viewer behaves.
 #[derive(Clone, Debug)]
@@ -28,6 +29,45 @@ pub struct ViewerOptions {
     pub accept: bool,
     /// Exit after this many sessions (0: never).
     pub sessions: u32,
+    /// Where to write the last screen image of each session (PPM).
+    pub screenshot: Option<std::path::PathBuf>,
+}
+
+/// Hands the peer's streams to whoever handles them.
+async fn route_streams(link: crate::session::Link, screen: Arc<ScreenReceiver>) {
+    while let Ok(stream) = link.accept().await {
+        match stream {
+            IncomingStream::Screen(s) => {
+                let screen = screen.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = screen.take(s).await {
+                        tracing::debug!("screen stream: {e}");
+                    }
+                });
+            }
+            // Files come with their own issue; refuse them for now.
+            IncomingStream::File(mut f) => f.stop(lifebuoy_proto::close::STREAM_PROTOCOL_ERROR),
+            IncomingStream::Input(mut i) => i.stop(lifebuoy_proto::close::STREAM_PROTOCOL_ERROR),
+        }
+    }
+}
+
+/// Says what the screen stream showed, and saves its last picture if asked.
+fn report_screen(screen: &ScreenReceiver, screenshot: Option<&std::path::Path>) {
+    let Some((updates, image)) = screen.image.borrow().clone() else {
+        say!("screen: nothing received");
+        return;
+    };
+    say!("screen: {updates} updates, last {}x{}", image.width, image.height);
+    if let Some(path) = screenshot {
+        let mut ppm = format!("P6 {} {} 255\n", image.width, image.height).into_bytes();
+        ppm.reserve(image.pixels.len() / 4 * 3);
+        image.pixels.chunks_exact(4).for_each(|p| ppm.extend_from_slice(&[p[2], p[1], p[0]]));
+        match std::fs::write(path, ppm) {
+            Ok(()) => say!("screen: saved {}", path.display()),
+            Err(e) => say!("screen: cannot save {}: {e}", path.display()),
+        }
+    }
 }
 
 /// Runs the viewer.
@@ -79,14 +119,24 @@ pub async fn run(identity: Identity, options: ViewerOptions) -> anyhow::Result<(
                             link.session.peer.code
                         );
                         let session = link.session;
-                        tokio::select! {
-                            why = session.link.closed() => say!("session ended: {why}"),
+                        let screen = Arc::new(ScreenReceiver::start());
+                        let streams = tokio::spawn(route_streams(session.link.clone(), screen.clone()));
+                        let ended_here = tokio::select! {
+                            why = session.link.closed() => {
+                                say!("session ended: {why}");
+                                false
+                            }
                             _ = super::shutdown_signal() => {
                                 session.end(EndReason::TechnicianEnded).await;
-                                rv.close();
-                                endpoint.quic.wait_idle().await;
-                                return Ok(());
+                                true
                             }
+                        };
+                        streams.abort();
+                        report_screen(&screen, options.screenshot.as_deref());
+                        if ended_here {
+                            rv.close();
+                            endpoint.quic.wait_idle().await;
+                            return Ok(());
                         }
                     }
                     Err(e) => say!("could not reach the customer: {e}"),

@@ -1,0 +1,135 @@
+//! The product end to end with real processes: a rendezvous, a technician's
+//! viewer and a customer's agent sharing a real X display (Xvfb with an
+//! xterm), all on loopback. The technician's last picture of the screen
+//! equals the screen.
+
+#![cfg(target_os = "linux")]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use lifebuoy::screen::x11::X11Capture;
+use lifebuoy::screen::Capture;
+
+mod common;
+use common::{xterm, xvfb, Started};
+
+const BIN: &str = env!("CARGO_BIN_EXE_lifebuoy");
+
+fn id(dir: &std::path::Path, rendezvous: bool) -> String {
+    let mut c = Command::new(BIN);
+    c.arg("--config-dir").arg(dir).arg("id");
+    if rendezvous {
+        c.arg("--rendezvous");
+    }
+    String::from_utf8(c.output().unwrap().stdout).unwrap().trim().to_owned()
+}
+
+/// Reads a PPM as written by `lifebuoy viewer --screenshot`.
+fn read_ppm(path: &std::path::Path) -> (u32, u32, Vec<u8>) {
+    let bytes = std::fs::read(path).unwrap();
+    let header_end = bytes.iter().position(|&b| b == b'\n').unwrap();
+    let header = std::str::from_utf8(&bytes[..header_end]).unwrap();
+    let fields: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(fields[0], "P6");
+    (fields[1].parse().unwrap(), fields[2].parse().unwrap(), bytes[header_end + 1..].to_vec())
+}
+
+#[test]
+fn technician_sees_exactly_the_customers_screen() {
+    let mut started = Started(Vec::new());
+    let display = xvfb(&mut started, "800x600x24");
+    let _window = xterm(&mut started, &display);
+    let dir = tempfile::tempdir().unwrap();
+    let rv_pin = id(&dir.path().join("rv"), true);
+    let tech = id(&dir.path().join("tech"), false);
+    let staff = dir.path().join("staff.toml");
+    std::fs::write(&staff, format!("[[staff]]\nname = \"Anna\"\nfingerprint = \"{tech}\"\n")).unwrap();
+
+    let mut rv = Command::new(BIN)
+        .arg("--config-dir")
+        .arg(dir.path().join("rv"))
+        .args([
+            "rendezvous",
+            "--listen",
+            "127.0.0.1:0",
+            "--relay",
+            "127.0.0.1:0",
+            "--relay-tcp",
+            "127.0.0.1:0",
+            "--staff",
+        ])
+        .arg(&staff)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut rv_lines = BufReader::new(rv.stdout.take().unwrap()).lines();
+    started.0.push(rv);
+    let addr = rv_lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("rendezvous listening on ").map(|a| a.trim_end_matches(" (UDP)").to_owned())
+        })
+        .unwrap();
+    std::thread::spawn(move || rv_lines.for_each(drop));
+
+    let shot = dir.path().join("screen.ppm");
+    let viewer = Command::new(BIN)
+        .arg("--config-dir")
+        .arg(dir.path().join("tech"))
+        .args([
+            "viewer",
+            "--rendezvous",
+            &addr,
+            "--rendezvous-pin",
+            &rv_pin,
+            "--accept-all",
+            "--sessions",
+            "1",
+        ])
+        .arg("--screenshot")
+        .arg(&shot)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    started.0.push(viewer);
+    std::thread::sleep(Duration::from_millis(500));
+
+    let agent = Command::new(BIN)
+        .args([
+            "agent",
+            "--rendezvous",
+            &addr,
+            "--rendezvous-pin",
+            &rv_pin,
+            "--staff",
+            "Anna",
+            "--end-after",
+            "2",
+        ])
+        .args(["--display", &display])
+        .output()
+        .unwrap();
+    let agent_out = String::from_utf8_lossy(&agent.stdout);
+    assert!(agent.status.success(), "agent failed: {agent_out}{}", String::from_utf8_lossy(&agent.stderr));
+    assert!(agent_out.contains(&format!("sharing display {display}")), "{agent_out}");
+
+    // The viewer writes its picture when the session ends, then exits.
+    let viewer = started.0.last_mut().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while viewer.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "the viewer did not finish");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut viewer_out = String::new();
+    std::io::Read::read_to_string(viewer.stdout.as_mut().unwrap(), &mut viewer_out).unwrap();
+    assert!(viewer_out.contains("screen: saved"), "{viewer_out}");
+
+    let (w, h, rgb) = read_ppm(&shot);
+    let screen = X11Capture::open(Some(&display)).unwrap().grab().unwrap();
+    assert_eq!((w, h), (screen.width, screen.height));
+    let expected: Vec<u8> = screen.pixels.chunks_exact(4).flat_map(|p| [p[2], p[1], p[0]]).collect();
+    assert!(rgb == expected, "the technician's picture differs from the customer's screen");
+}
