@@ -3,8 +3,9 @@
 //! A rendezvous with a staff directory of one, a technician's viewer signed
 //! in to it, and a customer's agent that asks that technician for help:
 //! request, accept, hole punching on loopback, a pinned session with the
-//! same verification code on both sides, and the end. Screen, input and
-//! files join as their issues land.
+//! same verification code on both sides, two seconds of the customer's
+//! screen (its own Xvfb with an xterm, when Xvfb is installed), and the
+//! end. Input and files join as their issues land.
 
 use std::sync::Arc;
 
@@ -62,18 +63,76 @@ async fn demo() -> anyhow::Result<()> {
     ));
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
+    let desktop = Desktop::start();
+    match &desktop {
+        Some(d) => println!("== the customer's desktop: Xvfb {} with an xterm", d.display),
+        None => println!("== no Xvfb here: the session runs without a screen (scripts/setup installs it)"),
+    }
     println!("== customer starts the agent and asks Demo-Techniker for help");
     lifebuoy::roles::agent::run(AgentOptions {
         server: company,
         staff: "Demo-Techniker".into(),
         label: "Kunde 4711".into(),
-        end_after_connect: true,
-        end_after: None,
-        display: None,
+        end_after_connect: desktop.is_none(),
+        end_after: Some(std::time::Duration::from_secs(2)),
+        display: desktop.as_ref().map(|d| d.display.clone()),
     })
     .await?;
     viewer.await??;
     server.shutdown().await;
     println!("== done: both sides showed the same verification code; the agent's key is gone with it");
     Ok(())
+}
+
+/// A private X server with one application, ended with the demo.
+struct Desktop {
+    display: String,
+    children: Vec<std::process::Child>,
+}
+
+impl Desktop {
+    fn start() -> Option<Desktop> {
+        use std::io::Read;
+        use std::process::{Command, Stdio};
+        let mut xvfb = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-noreset", "-nolisten", "tcp"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut out = xvfb.stdout.take()?;
+        let mut number = String::new();
+        let mut byte = [0u8; 1];
+        while out.read(&mut byte).ok()? == 1 && byte[0] != b'\n' {
+            number.push(byte[0] as char);
+        }
+        let display = format!(":{number}");
+        let mut children = vec![xvfb];
+        if let Ok(xterm) = Command::new("xterm")
+            .env("DISPLAY", &display)
+            .args([
+                "-geometry",
+                "80x20+60+60",
+                "-e",
+                "sh",
+                "-c",
+                "echo 'Hallo vom Kunden - lifebuoy demo'; sleep 3600",
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            children.push(xterm);
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        Some(Desktop { display, children })
+    }
+}
+
+impl Drop for Desktop {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }

@@ -46,8 +46,8 @@ pub struct SenderStats {
     pub captured: u64,
 }
 
-/// Starts streaming `capture` to the peer of `link`. Returns when the
-/// session ends or capture fails.
+/// Streams `capture` to the peer of `link` until the session ends (then
+/// returns what was sent) or capture or sending fails.
 pub async fn send_screen(
     link: Link,
     capture: Box<dyn Capture>,
@@ -92,7 +92,8 @@ pub async fn send_screen(
                     break Err(e);
                 }
             }
-            why = link.closed() => break Err(why),
+            // The session ended: how is told elsewhere; the stream just stops.
+            _ = link.closed() => break Ok(()),
         }
     };
     drop(updates_rx);
