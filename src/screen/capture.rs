@@ -46,4 +46,12 @@ pub trait Capture: Send {
     fn select(&mut self, monitor: u8) -> Result<(), CaptureError>;
     /// The selected monitor's pixels now, as BGRX.
     fn grab(&mut self) -> Result<Image, CaptureError>;
+
+    /// Waits until the screen may have changed, at most `timeout`; `false`
+    /// if it surely has not. Backends without change notification wait
+    /// the whole timeout and say it may have (the caller then compares).
+    fn wait_change(&mut self, timeout: std::time::Duration) -> bool {
+        std::thread::sleep(timeout);
+        true
+    }
 }

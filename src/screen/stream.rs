@@ -22,9 +22,11 @@ use crate::session::{FramedRecv, Link, SessionError};
 
 /// Updates on the way at once.
 pub const IN_FLIGHT: usize = 2;
-/// Shortest time between two captures (the poll rate where no change
-/// notification is available).
+/// Shortest time between two captures.
 pub const FRAME_INTERVAL: Duration = Duration::from_millis(16);
+/// Longest wait for a change notification before checking anyway (and
+/// the poll interval where the display has none).
+pub const IDLE_POLL: Duration = Duration::from_millis(250);
 
 /// One encoded update, ready to send.
 #[derive(Debug)]
@@ -130,8 +132,15 @@ fn capture_loop(
     // captured is sent at once.
     while credits.recv().is_ok() {
         loop {
-            let wait = FRAME_INTERVAL.saturating_sub(last.elapsed());
-            std::thread::sleep(wait);
+            // At most one capture per FRAME_INTERVAL: a burst of drawing
+            // becomes one update.
+            std::thread::sleep(FRAME_INTERVAL.saturating_sub(last.elapsed()));
+            if seq > 0 && !capture.wait_change(IDLE_POLL) {
+                if updates.is_closed() {
+                    return;
+                }
+                continue;
+            }
             last = Instant::now();
             let frame = match capture.grab() {
                 Ok(f) => f,

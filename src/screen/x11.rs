@@ -24,6 +24,8 @@ use super::capture::{Capture, CaptureError, MonitorInfo};
 pub struct X11Capture {
     conn: RustConnection,
     root: Window,
+    /// The DAMAGE object on the root window, where the server has DAMAGE.
+    damage: Option<u32>,
     monitors: Vec<MonitorInfo>,
     selected: usize,
     segment: u32,
@@ -73,8 +75,20 @@ impl X11Capture {
         // ShmGetImage and the next request; the X server writes it only while
         // serving ShmGetImage, which we wait for.
         let map = unsafe { memmap2::MmapOptions::new().len(largest).map(&file) }.map_err(request)?;
-        Ok(X11Capture { conn, root, monitors, selected: 0, segment, map })
+        let damage = watch_damage(&conn, root);
+        Ok(X11Capture { conn, root, damage, monitors, selected: 0, segment, map })
     }
+}
+
+/// Asks the server to report changes of the root window (any change at
+/// all: the codec finds where). `None` where DAMAGE is missing: capture
+/// then polls.
+fn watch_damage(conn: &RustConnection, root: Window) -> Option<u32> {
+    use x11rb::protocol::damage::{ConnectionExt as _, ReportLevel};
+    conn.damage_query_version(1, 1).ok()?.reply().ok()?;
+    let id = conn.generate_id().ok()?;
+    conn.damage_create(id, root, ReportLevel::NON_EMPTY).ok()?.check().ok()?;
+    Some(id)
 }
 
 fn list_monitors(conn: &RustConnection, root: Window, width: u16, height: u16) -> Vec<MonitorInfo> {
@@ -135,6 +149,29 @@ impl Capture for X11Capture {
         Ok(())
     }
 
+    fn wait_change(&mut self, timeout: std::time::Duration) -> bool {
+        use std::os::fd::AsFd;
+        if self.damage.is_none() {
+            std::thread::sleep(timeout);
+            return true;
+        }
+        if self.drain_damage() {
+            return true;
+        }
+        let ms = nix::poll::PollTimeout::try_from(timeout.as_millis().min(u16::MAX as u128) as u16)
+            .unwrap_or(nix::poll::PollTimeout::MAX);
+        let ready = {
+            let mut fds = [nix::poll::PollFd::new(self.conn.stream().as_fd(), nix::poll::PollFlags::POLLIN)];
+            nix::poll::poll(&mut fds, ms)
+        };
+        match ready {
+            Ok(0) => false,
+            Ok(_) => self.drain_damage(),
+            // Unsure: let the caller look.
+            Err(_) => true,
+        }
+    }
+
     fn grab(&mut self) -> Result<Image, CaptureError> {
         let m = &self.monitors[self.selected];
         let reply = self
@@ -158,6 +195,26 @@ impl Capture for X11Capture {
             return Err(CaptureError::Unsupported("a pixel format other than 32 bits per pixel"));
         }
         Ok(Image { width: m.width, height: m.height, pixels: self.map[..len].to_vec() })
+    }
+}
+
+impl X11Capture {
+    /// Takes every queued event; whether a damage report was among them.
+    fn drain_damage(&mut self) -> bool {
+        use x11rb::protocol::Event;
+        let mut damaged = false;
+        while let Ok(Some(event)) = self.conn.poll_for_event() {
+            damaged |= matches!(event, Event::DamageNotify(_));
+        }
+        if damaged {
+            if let Some(d) = self.damage {
+                // Re-arm: with NON_EMPTY the next report comes after the next change.
+                use x11rb::protocol::damage::ConnectionExt as _;
+                let _ = self.conn.damage_subtract(d, x11rb::NONE, x11rb::NONE);
+                let _ = self.conn.flush();
+            }
+        }
+        damaged
     }
 }
 
