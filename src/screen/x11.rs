@@ -158,8 +158,7 @@ impl Capture for X11Capture {
         if self.drain_damage() {
             return true;
         }
-        let ms = nix::poll::PollTimeout::try_from(timeout.as_millis().min(u16::MAX as u128) as u16)
-            .unwrap_or(nix::poll::PollTimeout::MAX);
+        let ms = nix::poll::PollTimeout::from(timeout.as_millis().min(u16::MAX as u128) as u16);
         let ready = {
             let mut fds = [nix::poll::PollFd::new(self.conn.stream().as_fd(), nix::poll::PollFlags::POLLIN)];
             nix::poll::poll(&mut fds, ms)
