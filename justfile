@@ -27,6 +27,15 @@ bench:
     cargo bench --bench handshake
     cargo bench --bench rendezvous_load
 
+# Record desktop workloads (typing, scroll, drag, video) under Xvfb for the codec bench.
+record-workloads: setup
+    cargo build --release --quiet
+    scripts/record-workloads target/workloads 10
+
+# The screen codec on the recorded workloads, beside a plain tiles + zstd baseline.
+bench-codec:
+    cargo run --release --quiet -- bench-codec --size 1920x1080 --format bgrx --input target/workloads/typing.bgrx --input target/workloads/scroll.bgrx --input target/workloads/drag.bgrx --input target/workloads/video.bgrx
+
 # The NAT lab: each case's path and accept -> session time over RUNS runs (needs root).
 lab runs="20": setup
     cargo build --release --quiet

@@ -130,9 +130,39 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         screenshot: Option<PathBuf>,
     },
-    /// Try lifebuoy on this machine: an agent and a viewer with fresh keys
-    /// connect over loopback and show their verification codes.
+    /// Try lifebuoy on this machine: rendezvous, viewer and agent on
+    /// loopback, with the agent sharing its own Xvfb desktop.
     Demo,
+    /// Record an X display to a raw BGRX frame file (for `bench-codec`).
+    Record {
+        /// The display, e.g. :1.
+        #[arg(long)]
+        display: String,
+        /// Seconds to record.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Frames per second.
+        #[arg(long, default_value_t = 30.0)]
+        fps: f64,
+        /// Output file.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+    /// Run the screen codec over a recording: kbit/s, ms per frame, bit-exactness.
+    BenchCodec {
+        /// Raw BGRX frames, as `record` writes them.
+        #[arg(long)]
+        input: Vec<PathBuf>,
+        /// Frame size, e.g. 1920x1080.
+        #[arg(long, default_value = "1920x1080")]
+        size: String,
+        /// Frame format (only bgrx).
+        #[arg(long, default_value = "bgrx")]
+        format: String,
+        /// The recording's frame rate.
+        #[arg(long, default_value_t = 30.0)]
+        fps: f64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -215,6 +245,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ))
         }
         Command::Demo => demo::run(),
+        Command::Record { display, seconds, fps, out } => record(&display, seconds, fps, &out),
+        Command::BenchCodec { input, size, format, fps } => bench_codec(&input, &size, &format, fps),
     }
 }
 
@@ -227,4 +259,44 @@ fn key(explicit: Option<PathBuf>, file: &str, name: &str) -> anyhow::Result<Iden
         eprintln!("Created a new key in {}", path.display());
     }
     Ok(identity)
+}
+
+#[cfg(target_os = "linux")]
+fn record(display: &str, seconds: f64, fps: f64, out: &std::path::Path) -> anyhow::Result<()> {
+    use lifebuoy::screen::Capture;
+    let mut capture = lifebuoy::screen::x11::X11Capture::open(Some(display))?;
+    let m = capture.monitors()[0].clone();
+    let frames = lifebuoy::screen::record::record(&mut capture, seconds, fps, out)?;
+    println!("recorded {frames} frames of {}x{} to {}", m.width, m.height, out.display());
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn record(_: &str, _: f64, _: f64, _: &std::path::Path) -> anyhow::Result<()> {
+    anyhow::bail!("recording is implemented for X11 only")
+}
+
+fn bench_codec(inputs: &[PathBuf], size: &str, format: &str, fps: f64) -> anyhow::Result<()> {
+    anyhow::ensure!(format == "bgrx", "only --format bgrx is supported");
+    let (w, h) = size
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+        .ok_or_else(|| anyhow::anyhow!("--size must look like 1920x1080"))?;
+    println!("| workload | frames | lifebuoy kbit/s | baseline kbit/s | encode ms p50 / p95 | decode ms p50 | bit-exact |");
+    println!("|---|---|---|---|---|---|---|");
+    for input in inputs {
+        let r = lifebuoy::screen::codec_bench::run(input, w, h, fps)?;
+        let name = input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        println!(
+            "| {name} | {} | {:.0} | {:.0} | {:.2} / {:.2} | {:.2} | {} |",
+            r.frames,
+            r.kbit_s,
+            r.baseline_kbit_s,
+            r.encode_ms.0,
+            r.encode_ms.1,
+            r.decode_ms,
+            if r.exact { "yes" } else { "NO" }
+        );
+    }
+    Ok(())
 }

@@ -2,6 +2,8 @@
 //! encoding thread that feeds the screen streams.
 
 pub mod capture;
+pub mod codec_bench;
+pub mod record;
 pub mod stream;
 pub mod synthetic;
 #[cfg(target_os = "linux")]

@@ -106,32 +106,47 @@ impl Decoder {
             }
         };
 
-        let mut next_image = match prev {
-            Some(p) => p.clone(),
-            None => Image::new(width, height),
-        };
-        let mut at = 0usize;
+        // Everything is checked: from here on nothing can fail, so the
+        // frame is updated in place. Copies read the previous frame, so
+        // their sources are taken before anything is written.
+        let has_prev = prev.is_some();
+        let mut copied = Vec::new();
+        if let Some(p) = prev {
+            for (_, op) in &ops {
+                if let Op::Copy(src) = op {
+                    for dy in 0..src.h {
+                        copied.extend_from_slice(p.row(*src, dy));
+                    }
+                }
+            }
+        }
+        if !has_prev {
+            self.image = Some(Image::new(width, height));
+        }
+        let image = self.image.as_mut().expect("set above or kept from the previous update");
+        let (mut at, mut copy_at) = (0usize, 0usize);
         for (rect, op) in ops {
             let row_bytes = rect.w as usize * 4;
             for dy in 0..rect.h {
-                let dst = next_image.row_mut(rect, dy);
+                let dst = image.row_mut(rect, dy);
                 match &op {
                     Op::Raw => {
                         dst.copy_from_slice(&payload[at..at + row_bytes]);
                         at += row_bytes;
                     }
                     Op::Xor => {
-                        let old = prev.expect("checked above").row(rect, dy);
-                        for ((d, o), x) in dst.iter_mut().zip(old).zip(&payload[at..at + row_bytes]) {
-                            *d = o ^ x;
-                        }
+                        // Each tile appears once: the old pixels are still here.
+                        dst.iter_mut().zip(&payload[at..at + row_bytes]).for_each(|(d, x)| *d ^= x);
                         at += row_bytes;
                     }
                     Op::Fill(c) => dst.chunks_exact_mut(4).for_each(|p| p.copy_from_slice(c)),
-                    Op::Copy(src) => dst.copy_from_slice(prev.expect("checked above").row(*src, dy)),
+                    Op::Copy(_) => {
+                        dst.copy_from_slice(&copied[copy_at..copy_at + row_bytes]);
+                        copy_at += row_bytes;
+                    }
                 }
             }
         }
-        Ok(self.image.insert(next_image))
+        Ok(image)
     }
 }
