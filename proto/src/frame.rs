@@ -36,16 +36,7 @@ pub enum FrameError {
 
 /// Appends the varint header for `len` to `out`.
 fn put_len(len: usize, out: &mut Vec<u8>) {
-    let mut v = len;
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
+    crate::varint::put(out, len as u64);
 }
 
 /// Appends one frame holding `payload` to `out`.

@@ -28,6 +28,7 @@ pub mod screen;
 pub mod stream;
 pub mod text;
 pub mod tunnel;
+mod varint;
 pub mod verification;
 pub mod version;
 
