@@ -282,20 +282,30 @@ fn bench_codec(inputs: &[PathBuf], size: &str, format: &str, fps: f64) -> anyhow
         .split_once('x')
         .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
         .ok_or_else(|| anyhow::anyhow!("--size must look like 1920x1080"))?;
-    println!("| workload | frames | lifebuoy kbit/s | baseline kbit/s | encode ms p50 / p95 | decode ms p50 | bit-exact |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| workload | frames | updates | lifebuoy kbit/s | baseline kbit/s | encode ms p50 / p95 | decode ms p50 \
+         | bit-exact | tiles raw/xor/fill/copy/back/mix |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     for input in inputs {
         let r = lifebuoy::screen::codec_bench::run(input, w, h, fps)?;
         let name = input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         println!(
-            "| {name} | {} | {:.0} | {:.0} | {:.2} / {:.2} | {:.2} | {} |",
+            "| {name} | {} | {} | {:.1} | {:.0} | {:.2} / {:.2} | {:.2} | {} | {}/{}/{}/{}/{}/{} |",
             r.frames,
+            r.updates,
             r.kbit_s,
             r.baseline_kbit_s,
             r.encode_ms.0,
             r.encode_ms.1,
             r.decode_ms,
-            if r.exact { "yes" } else { "NO" }
+            if r.exact { "yes" } else { "NO" },
+            r.ops.raw,
+            r.ops.xor,
+            r.ops.fill,
+            r.ops.copy,
+            r.ops.back,
+            r.ops.mix,
         );
     }
     Ok(())

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
-use lifebuoy_proto::codec::{Decoder, Encoder, Image, TILE};
+use lifebuoy_proto::codec::{Decoder, Encoder, EncoderStats, Image, TILE};
 
 /// What one workload measured.
 #[derive(Debug)]
@@ -23,6 +23,10 @@ pub struct CodecReport {
     pub decode_ms: f64,
     /// Every decoded frame equal to its recorded frame.
     pub exact: bool,
+    /// Updates sent (frames that changed), first frame excluded.
+    pub updates: usize,
+    /// Tile operations over all updates, first frame excluded.
+    pub ops: EncoderStats,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -62,6 +66,7 @@ pub fn run(input: &Path, width: u32, height: u32, fps: f64) -> anyhow::Result<Co
     let (mut bytes, mut baseline, mut frames) = (0usize, 0usize, 0usize);
     let (mut enc_ms, mut dec_ms) = (Vec::new(), Vec::new());
     let mut exact = true;
+    let (mut updates, mut ops) = (0usize, EncoderStats::default());
     let mut prev: Option<Image> = None;
     loop {
         let mut pixels = vec![0u8; frame_len];
@@ -81,9 +86,16 @@ pub fn run(input: &Path, width: u32, height: u32, fps: f64) -> anyhow::Result<Co
         let started = Instant::now();
         let update = encoder.encode(copy);
         enc_ms.push(started.elapsed().as_secs_f64() * 1e3);
-        if let Some((data, _)) = update {
+        if let Some((data, stats)) = update {
             if counted {
                 bytes += data.len();
+                updates += 1;
+                ops.raw += stats.raw;
+                ops.xor += stats.xor;
+                ops.fill += stats.fill;
+                ops.copy += stats.copy;
+                ops.back += stats.back;
+                ops.mix += stats.mix;
             }
             let started = Instant::now();
             let decoded = decoder.decode(&data)?;
@@ -106,5 +118,7 @@ pub fn run(input: &Path, width: u32, height: u32, fps: f64) -> anyhow::Result<Co
         encode_ms: (percentile(&enc_ms, 0.5), percentile(&enc_ms, 0.95)),
         decode_ms: percentile(&dec_ms, 0.5),
         exact,
+        updates,
+        ops,
     })
 }

@@ -1,9 +1,9 @@
 //! The encoder: finds the changed tiles and picks an operation for each.
 
+use super::background::Background;
 use super::image::{Image, Rect};
-use super::motion;
 use super::wire::{put_varint, put_zigzag};
-use super::VERSION;
+use super::{mix, motion, FLAG_FRESH, VERSION};
 
 /// zstd level for the tile payload: level 1 is ~470 MB/s here and within a
 /// few percent of level 3 on screen content (FINDINGS.md).
@@ -22,13 +22,39 @@ pub struct EncoderStats {
     pub fill: u32,
     /// Tiles sent as a copy from the previous frame.
     pub copy: u32,
+    /// Tiles sent as their settled background.
+    pub back: u32,
+    /// Tiles sent as a per-pixel mix of predictions.
+    pub mix: u32,
 }
 
 /// Encodes frames as updates against the previous one.
 #[derive(Debug, Default)]
 pub struct Encoder {
     prev: Option<Image>,
+    background: Background,
     payload: Vec<u8>,
+    zstd: Zstd,
+}
+
+/// One compression context for the encoder's life: making one per update
+/// costs more than compressing a typical update.
+#[derive(Default)]
+struct Zstd(Option<zstd::bulk::Compressor<'static>>);
+
+impl std::fmt::Debug for Zstd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Zstd")
+    }
+}
+
+impl Zstd {
+    fn compress(&mut self, data: &[u8]) -> Vec<u8> {
+        let compressor = self.0.get_or_insert_with(|| {
+            zstd::bulk::Compressor::new(LEVEL).expect("a zstd context at a valid level")
+        });
+        compressor.compress(data).expect("compressing to memory cannot fail")
+    }
 }
 
 enum Op {
@@ -36,6 +62,8 @@ enum Op {
     Xor,
     Fill([u8; 4]),
     Copy(i64, i64),
+    Back,
+    Mix(i64, i64),
 }
 
 impl Encoder {
@@ -53,6 +81,9 @@ impl Encoder {
     /// Encodes `image` against the previous frame. `None` if nothing changed.
     pub fn encode(&mut self, image: Image) -> Option<(Vec<u8>, EncoderStats)> {
         let prev = self.prev.take().filter(|p| p.width == image.width && p.height == image.height);
+        if prev.is_none() {
+            self.background.reset();
+        }
         let (cols, rows) = image.tiles();
         let mut stats = EncoderStats { tiles: cols * rows, ..Default::default() };
         let mut ops = Vec::new();
@@ -61,14 +92,19 @@ impl Encoder {
             Some(p) => (0..cols * rows).filter(|&i| !same(p, &image, image.tile_rect(i))).collect(),
             None => (0..cols * rows).collect(),
         };
-        let offsets = match &prev {
-            Some(p) => motion::vertical_offsets(p, &image, &changed),
-            None => Vec::new(),
-        };
-        for index in changed {
+        let mut offsets: Vec<(i64, i64)> = Vec::new();
+        if let Some(p) = &prev {
+            let found = motion::vertical_offsets(p, &image, &changed).into_iter().map(|dy| (0, dy));
+            for d in found.chain(motion::moved_offsets(p, &image, &changed)) {
+                if !offsets.contains(&d) {
+                    offsets.push(d);
+                }
+            }
+        }
+        for &index in &changed {
             let r = image.tile_rect(index);
             let op = match &prev {
-                Some(p) => choose(p, &image, r, &offsets),
+                Some(p) => self.choose(p, &image, index, &offsets),
                 None => uniform(&image, r).map_or(Op::Raw, Op::Fill),
             };
             match op {
@@ -87,16 +123,23 @@ impl Encoder {
                 }
                 Op::Fill(_) => stats.fill += 1,
                 Op::Copy(..) => stats.copy += 1,
+                Op::Back => stats.back += 1,
+                // Its mask and residual were appended by `choose`.
+                Op::Mix(..) => stats.mix += 1,
             }
             ops.push((index, op));
         }
-        self.prev = Some(image);
         if ops.is_empty() {
+            // No update: the decoder ages nothing either.
+            self.prev = Some(image);
             return None;
         }
+        self.background.settle(&image, changed.iter().copied());
+        self.prev = Some(image);
         let current = self.prev.as_ref().expect("just stored");
         let mut out = Vec::with_capacity(self.payload.len() / 4 + 64);
         out.push(VERSION);
+        out.push(if prev.is_none() { FLAG_FRESH } else { 0 });
         put_varint(&mut out, current.width.into());
         put_varint(&mut out, current.height.into());
         put_varint(&mut out, ops.len() as u64);
@@ -116,18 +159,82 @@ impl Encoder {
                     put_zigzag(&mut out, *dx);
                     put_zigzag(&mut out, *dy);
                 }
+                Op::Back => out.push(4),
+                Op::Mix(dx, dy) => {
+                    out.push(5);
+                    put_zigzag(&mut out, *dx);
+                    put_zigzag(&mut out, *dy);
+                }
             }
         }
         if self.payload.is_empty() {
             put_varint(&mut out, 0);
         } else {
-            let compressed =
-                zstd::bulk::compress(&self.payload, LEVEL).expect("compressing to memory cannot fail");
+            let compressed = self.zstd.compress(&self.payload);
             put_varint(&mut out, compressed.len() as u64);
             out.extend_from_slice(&compressed);
         }
         Some((out, stats))
     }
+
+    /// The operation for changed tile `index`; a mixed tile's payload is
+    /// appended here, where its mask was worked out.
+    fn choose(&mut self, prev: &Image, image: &Image, index: u32, offsets: &[(i64, i64)]) -> Op {
+        let r = image.tile_rect(index);
+        if let Some(c) = uniform(image, r) {
+            return Op::Fill(c);
+        }
+        let back = self.background.tile(index, image);
+        if back.is_some_and(|b| same(b, image, r)) {
+            return Op::Back;
+        }
+        if let Some(&(dx, dy)) = offsets.iter().find(|&&d| motion::copies(prev, image, r, d)) {
+            return Op::Copy(dx, dy);
+        }
+        // Part moved, part uncovered: the offset that predicts most pixels.
+        let mut best = (0, (0, 0));
+        let inside = offsets.iter().filter(|&&d| motion::shifted(prev, r, d).is_some());
+        for &d in std::iter::once(&(0, 0)).chain(inside) {
+            let sources = mix::Sources { prev, moved: Some(d), back };
+            let gain = mix::sampled_gain(image, r, &sources);
+            if gain > best.0 {
+                best = (gain, d);
+            }
+        }
+        if best.0 > 0 {
+            let sources = mix::Sources { prev, moved: Some(best.1), back };
+            if mix::encode(image, r, &sources, &mut self.payload) {
+                return Op::Mix(best.1 .0, best.1 .1);
+            }
+        }
+        // FINDINGS.md: XOR wins on most content (typing, video), raw where
+        // new content replaced unrelated old content (the new lines of a
+        // scroll); judged by where the data stops repeating.
+        let (raw, xor) = breaks(prev, image, r);
+        if raw * 5 < xor * 4 {
+            Op::Raw
+        } else {
+            Op::Xor
+        }
+    }
+}
+
+/// Places where tile `r` of `cur`, raw and XOR `prev`, stops repeating its
+/// previous pixel: a cheap stand-in for what each costs after zstd.
+fn breaks(prev: &Image, cur: &Image, r: Rect) -> (usize, usize) {
+    let (mut raw, mut xor) = (0, 0);
+    for dy in 0..r.h {
+        let (c, p) = (cur.row(r, dy), prev.row(r, dy));
+        let (mut last_c, mut last_x) = (0u32, 0u32);
+        for (cp, pp) in c.chunks_exact(4).zip(p.chunks_exact(4)) {
+            let cv = u32::from_le_bytes(cp.try_into().expect("four bytes"));
+            let xv = cv ^ u32::from_le_bytes(pp.try_into().expect("four bytes"));
+            raw += usize::from(cv != last_c);
+            xor += usize::from(xv != last_x);
+            (last_c, last_x) = (cv, xv);
+        }
+    }
+    (raw, xor)
 }
 
 fn same(a: &Image, b: &Image, r: Rect) -> bool {
@@ -137,15 +244,4 @@ fn same(a: &Image, b: &Image, r: Rect) -> bool {
 fn uniform(image: &Image, r: Rect) -> Option<[u8; 4]> {
     let first: [u8; 4] = image.row(r, 0)[..4].try_into().expect("a tile has at least one pixel");
     (0..r.h).all(|dy| image.row(r, dy).chunks_exact(4).all(|p| p == first)).then_some(first)
-}
-
-fn choose(prev: &Image, image: &Image, r: Rect, offsets: &[i64]) -> Op {
-    if let Some(c) = uniform(image, r) {
-        return Op::Fill(c);
-    }
-    if let Some(&dy) = offsets.iter().find(|&&dy| motion::copies(prev, image, r, dy)) {
-        return Op::Copy(0, dy);
-    }
-    // FINDINGS.md: always-XOR beat choosing raw or XOR by an estimate.
-    Op::Xor
 }

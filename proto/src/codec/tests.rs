@@ -108,7 +108,7 @@ proptest! {
 
     #[test]
     fn random_sequences_round_trip_bit_exact(
-        w in 1..300u32, h in 1..200u32, seed in any::<u64>(), edits in prop::collection::vec(edit(), 1..12)
+        w in 1..300u32, h in 1..200u32, seed in any::<u64>(), edits in prop::collection::vec(edit(), 1..30)
     ) {
         let mut enc = Encoder::new();
         let mut dec = Decoder::new();
@@ -170,12 +170,12 @@ fn truncated_and_padded_updates_are_refused_and_leave_the_frame() {
 fn oversized_geometry_and_zstd_bombs_are_refused_without_allocating() {
     let mut dec = Decoder::new();
     // 8192 x 8192 is above MAX_PIXELS.
-    let mut bomb = vec![VERSION];
+    let mut bomb = vec![VERSION, 0];
     wire::put_varint(&mut bomb, 8192);
     wire::put_varint(&mut bomb, 8192);
     assert!(matches!(dec.decode(&bomb), Err(CodecError::Size { .. })));
     // A valid header whose payload decompresses to more than announced.
-    let mut update = vec![VERSION];
+    let mut update = vec![VERSION, 0];
     wire::put_varint(&mut update, 64);
     wire::put_varint(&mut update, 64);
     wire::put_varint(&mut update, 1);
@@ -190,7 +190,7 @@ fn oversized_geometry_and_zstd_bombs_are_refused_without_allocating() {
 #[test]
 fn xor_and_copy_need_a_reference_of_the_same_size() {
     let mut dec = Decoder::new();
-    let mut update = vec![VERSION];
+    let mut update = vec![VERSION, 0];
     wire::put_varint(&mut update, 64);
     wire::put_varint(&mut update, 64);
     wire::put_varint(&mut update, 1);
@@ -233,7 +233,7 @@ fn copy_offsets_at_the_ends_of_i64_are_refused() {
     let mut dec = Decoder::new();
     dec.decode(&Encoder::new().encode(noise(130, 70, 3)).unwrap().0).unwrap();
     for offset in [i64::MIN, i64::MIN + 1, i64::MAX, i64::MAX - 63] {
-        let mut update = vec![VERSION];
+        let mut update = vec![VERSION, 0];
         wire::put_varint(&mut update, 130);
         wire::put_varint(&mut update, 70);
         wire::put_varint(&mut update, 1);
@@ -244,4 +244,133 @@ fn copy_offsets_at_the_ends_of_i64_are_refused() {
         wire::put_varint(&mut update, 0);
         assert_eq!(dec.decode(&update), Err(CodecError::CopySource), "offset {offset}");
     }
+}
+
+/// A wallpaper with fine detail and a text-like window on it.
+fn desktop(w: u32, h: u32) -> (Image, Image) {
+    let mut wallpaper = Image::new(w, h);
+    for y in 0..h {
+        for x in 0..w {
+            let i = ((y * w + x) * 4) as usize;
+            let v = ((x * x + y * 3) ^ (x * y / 7)) as u8;
+            wallpaper.pixels[i..i + 4].copy_from_slice(&[v, v.wrapping_mul(3), 255 - v, 0]);
+        }
+    }
+    let mut window = Image::new(180, 120);
+    for y in 0..120u32 {
+        for x in 0..180u32 {
+            // Glyphs 6x12 picked by a hash of line and column, like the scroll test.
+            let glyph = ((y / 12) * 131 + (x / 6) * 31).wrapping_mul(2654435761) >> 9;
+            let on = y < 14 || (glyph >> ((x % 6) + (y % 12) * 2 % 20)) & 1 == 1 && y % 12 < 9;
+            let i = ((y * 180 + x) * 4) as usize;
+            window.pixels[i..i + 4].copy_from_slice(if on { &[40, 40, 40, 0] } else { &[250, 250, 250, 0] });
+        }
+    }
+    (wallpaper, window)
+}
+
+fn place(wallpaper: &Image, window: &Image, x: u32, y: u32) -> Image {
+    let mut out = wallpaper.clone();
+    let whole = Rect { x: 0, y: 0, w: window.width, h: window.height };
+    for dy in 0..window.height {
+        let dst = Rect { x, y, w: window.width, h: window.height };
+        out.row_mut(dst, dy).copy_from_slice(window.row(whole, dy));
+    }
+    out
+}
+
+#[test]
+fn a_dragged_window_is_copied_and_the_uncovered_wallpaper_comes_from_the_background() {
+    let (wallpaper, window) = desktop(640, 400);
+    let mut enc = Encoder::new();
+    let mut dec = Decoder::new();
+    let mut send = |frame: &Image| {
+        let (update, stats) = enc.encode(frame.clone()).expect("every frame moves the window");
+        assert_eq!(dec.decode(&update).unwrap(), frame);
+        (update.len(), stats)
+    };
+    // Seen in full first, so the wallpaper settles everywhere.
+    send(&wallpaper);
+    for i in 0..6u32 {
+        send(&place(&wallpaper, &window, 20, 20 + i % 2));
+    }
+    let (mut out_bytes, mut back_bytes) = (0, 0);
+    let (mut moved, mut from_back) = (0, 0);
+    for i in 0..30u32 {
+        let (bytes, stats) = send(&place(&wallpaper, &window, 20 + i * 8, 20 + i * 4));
+        out_bytes += bytes;
+        moved += stats.copy + stats.mix;
+    }
+    for i in (0..29u32).rev() {
+        let (bytes, stats) = send(&place(&wallpaper, &window, 20 + i * 8, 20 + i * 4));
+        back_bytes += bytes;
+        from_back += stats.back + stats.mix;
+    }
+    assert!(moved > 30 * 3, "the window's tiles are copies or mixes: {moved}");
+    assert!(from_back > 30, "the uncovered wallpaper is referred to: {from_back}");
+    let (full, _) = Encoder::new().encode(place(&wallpaper, &window, 100, 60)).unwrap();
+    assert!(out_bytes < full.len() * 30 / 8, "out {out_bytes} bytes vs full frame {}", full.len());
+    assert!(back_bytes * 2 < out_bytes, "back {back_bytes} bytes vs out {out_bytes}");
+}
+
+#[test]
+fn a_mask_naming_a_background_the_tile_lacks_is_refused() {
+    let mut enc = Encoder::new();
+    let mut dec = Decoder::new();
+    let frame = noise(64, 64, 5);
+    dec.decode(&enc.encode(frame.clone()).unwrap().0).unwrap();
+    let mut update = vec![VERSION, 0];
+    for v in [64, 64, 1, 0] {
+        wire::put_varint(&mut update, v);
+    }
+    update.push(5);
+    wire::put_zigzag(&mut update, 0);
+    wire::put_zigzag(&mut update, 0);
+    let mut payload = vec![mix::BACKGROUND; 64 * 64];
+    payload.extend(vec![0; 64 * 64 * 4]);
+    let compressed = zstd::bulk::compress(&payload, 1).unwrap();
+    wire::put_varint(&mut update, compressed.len() as u64);
+    update.extend_from_slice(&compressed);
+    assert_eq!(dec.decode(&update), Err(CodecError::Mask));
+    // A mask byte naming nothing.
+    let mut bad = payload.clone();
+    bad[100] = 9;
+    bad[..64 * 64].iter_mut().filter(|m| **m == mix::BACKGROUND).for_each(|m| *m = mix::SAME);
+    let compressed = zstd::bulk::compress(&bad, 1).unwrap();
+    let head = update.len() - payload_len_field(&update);
+    let mut update = update[..head].to_vec();
+    wire::put_varint(&mut update, compressed.len() as u64);
+    update.extend_from_slice(&compressed);
+    assert_eq!(dec.decode(&update), Err(CodecError::Mask));
+    assert_eq!(dec.image().unwrap(), &frame, "a refused update changes nothing");
+}
+
+/// Bytes taken by the payload length and payload at the end of an update built above.
+fn payload_len_field(update: &[u8]) -> usize {
+    // The zstd frame starts with its magic number; the varint before it is its length.
+    let magic = [0x28, 0xb5, 0x2f, 0xfd];
+    let at = update.windows(4).rposition(|w| w == magic).unwrap();
+    let mut len_start = at - 1;
+    while len_start > 0 && update[len_start - 1] & 0x80 != 0 {
+        len_start -= 1;
+    }
+    update.len() - len_start
+}
+
+#[test]
+fn unknown_flags_and_fresh_updates_that_refer_back_are_refused() {
+    let mut enc = Encoder::new();
+    let mut dec = Decoder::new();
+    let frame = noise(64, 64, 5);
+    let (first, _) = enc.encode(frame.clone()).unwrap();
+    assert_eq!(first[1], FLAG_FRESH);
+    dec.decode(&first).unwrap();
+    let mut flagged = first.clone();
+    flagged[1] = 0x80;
+    assert_eq!(dec.decode(&flagged), Err(CodecError::Flags(0x80)));
+    let (second, _) = enc.encode(apply(&frame, &Edit::Fill { x: 1, y: 1, w: 5, h: 5, c: 7 })).unwrap();
+    let mut fresh = second.clone();
+    fresh[1] = FLAG_FRESH;
+    assert_eq!(dec.decode(&fresh), Err(CodecError::NoReference));
+    dec.decode(&second).unwrap();
 }
