@@ -59,6 +59,7 @@ async fn demo() -> anyhow::Result<()> {
             accept: true,
             sessions: 1,
             screenshot: None,
+            monitor: None,
         },
     ));
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;

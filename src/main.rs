@@ -129,6 +129,9 @@ enum Command {
         /// Save the last picture of each session's screen here (PPM).
         #[arg(long, value_name = "FILE")]
         screenshot: Option<PathBuf>,
+        /// Show this monitor of the customer's (ids as the session lists them).
+        #[arg(long, value_name = "ID")]
+        monitor: Option<u8>,
     },
     /// Try lifebuoy on this machine: rendezvous, viewer and agent on
     /// loopback, with the agent sharing its own Xvfb desktop.
@@ -231,7 +234,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 end_after: end_after.map(std::time::Duration::from_secs_f64),
                 display,
             })),
-        Command::Viewer { server, name, accept_all, sessions, screenshot } => {
+        Command::Viewer { server, name, accept_all, sessions, screenshot, monitor } => {
             let identity = key(dir, TECHNICIAN_KEY, &name)?;
             runtime()?.block_on(roles::viewer::run(
                 identity,
@@ -241,6 +244,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     accept: accept_all,
                     sessions,
                     screenshot,
+                    monitor,
                 },
             ))
         }

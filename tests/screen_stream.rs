@@ -1,7 +1,9 @@
 //! The technician sees exactly the customer's screen: a real X server
 //! (Xvfb) with a real application (xterm), captured through MIT-SHM,
 //! encoded, streamed over a real pinned QUIC session on loopback, decoded,
-//! and compared bit for bit, on a static screen and while the window moves.
+//! and compared bit for bit, on a static screen and while the window moves;
+//! the pointer (position and shape, apart from the image) and switching
+//! monitors through the paced pipeline.
 //!
 //! Needs Xvfb, xterm and xdotool (`scripts/setup` installs them); fails,
 //! loudly, without them.
@@ -17,6 +19,8 @@ use lifebuoy::proto::codec::{Decoder, Encoder, Image};
 use lifebuoy::proto::hello::Capabilities;
 use lifebuoy::proto::screen::{Screen, ScreenUpdate};
 use lifebuoy::proto::Role;
+use lifebuoy::screen::stream::{Frame, RemoteCursor};
+use lifebuoy::screen::synthetic::Synthetic;
 use lifebuoy::screen::x11::X11Capture;
 use lifebuoy::screen::Capture;
 use lifebuoy::session::{IncomingStream, LocalSide, Session};
@@ -134,52 +138,104 @@ async fn viewer_image_equals_the_captured_screen_static_and_while_a_window_moves
     }
 }
 
-/// Runs the real pipeline (capture thread, paced streams, decode thread)
-/// until the viewer holds update `until`, then returns its image.
-async fn pipeline(capture: Box<dyn Capture>, until: impl Fn(u64) -> bool) -> (u64, Arc<Image>) {
-    use lifebuoy::screen::stream::{send_screen, ScreenReceiver};
-    let (agent, viewer) = session_pair().await;
-    let sender = tokio::spawn(send_screen(agent.link.clone(), capture, 0));
-    let receiver = Arc::new(ScreenReceiver::start());
-    let accept = {
-        let (link, receiver) = (viewer.link.clone(), receiver.clone());
-        tokio::spawn(async move {
-            while let Ok(IncomingStream::Screen(s)) = link.accept().await {
-                let receiver = receiver.clone();
-                tokio::spawn(async move { receiver.take(s).await });
+/// The real pipeline (capture thread, paced streams, decode thread)
+/// between two sessions on loopback.
+struct Pipeline {
+    agent: Session,
+    receiver: Arc<lifebuoy::screen::stream::ScreenReceiver>,
+    monitor: tokio::sync::watch::Sender<u8>,
+    sender: tokio::task::JoinHandle<
+        Result<lifebuoy::screen::stream::SenderStats, lifebuoy::session::SessionError>,
+    >,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Pipeline {
+    async fn start(capture: Box<dyn Capture>) -> Pipeline {
+        use lifebuoy::screen::stream::{send_screen, ScreenReceiver};
+        let (agent, viewer) = session_pair().await;
+        let (monitor, chosen) = tokio::sync::watch::channel(0);
+        let sender = tokio::spawn(send_screen(agent.link.clone(), capture, chosen));
+        let receiver = Arc::new(ScreenReceiver::start());
+        let accept = {
+            let (link, receiver) = (viewer.link.clone(), receiver.clone());
+            tokio::spawn(async move {
+                // The viewer's session stays alive as long as this task.
+                let _viewer = viewer;
+                while let Ok(IncomingStream::Screen(s)) = link.accept().await {
+                    let receiver = receiver.clone();
+                    tokio::spawn(async move { receiver.take(s).await });
+                }
+            })
+        };
+        Pipeline { agent, receiver, monitor, sender, accept }
+    }
+
+    /// Waits until the viewer's image satisfies `until`.
+    async fn frame(&self, until: impl Fn(&Frame) -> bool) -> Frame {
+        let mut image = self.receiver.image.clone();
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                if let Some(f) = image.borrow_and_update().clone().filter(|f| until(f)) {
+                    return f;
+                }
+                image.changed().await.unwrap();
             }
         })
-    };
-    let mut image = receiver.image.clone();
-    let got = tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            image.changed().await.unwrap();
-            if let Some((seq, img)) = image.borrow().clone() {
-                if until(seq) {
-                    return (seq, img);
+        .await
+        .expect("the viewer never showed the expected picture")
+    }
+
+    /// Waits until the viewer's pointer satisfies `until`.
+    async fn cursor(&self, until: impl Fn(&RemoteCursor) -> bool) -> RemoteCursor {
+        let mut cursor = self.receiver.cursor.clone();
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let c = cursor.borrow_and_update().clone();
+                if until(&c) {
+                    return c;
                 }
+                cursor.changed().await.unwrap();
             }
-        }
-    })
-    .await
-    .expect("the viewer got too few updates");
-    agent.link.close(lifebuoy::proto::close::CloseCode::Ended, "test done");
-    let _ = sender.await;
-    accept.abort();
-    got
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the viewer's pointer is still {:?}", self.receiver.cursor.borrow()))
+    }
+
+    async fn stop(self) {
+        self.agent.link.close(lifebuoy::proto::close::CloseCode::Ended, "test done");
+        let _ = self.sender.await;
+        self.accept.abort();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paced_pipeline_delivers_every_update_in_order() {
-    use lifebuoy::screen::synthetic::Synthetic;
-    let (seq, image) = pipeline(Box::new(Synthetic::new(320, 200)), |seq| seq >= 30).await;
+    let p = Pipeline::start(Box::new(Synthetic::new(320, 200))).await;
+    let f = p.frame(|f| f.seq >= 30).await;
     // Every synthetic frame differs, so update n is the n-th frame drawn.
-    let mut reference = Synthetic::new(320, 200);
-    let mut expected = reference.grab().unwrap();
-    for _ in 1..seq {
-        expected = reference.grab().unwrap();
-    }
-    assert!(*image == expected, "update {seq} does not show frame {seq}");
+    let expected = Synthetic::frame_of(0, 320, 200, f.seq as u32 - 1);
+    assert!(*f.image == expected, "update {} does not show frame {}", f.seq, f.seq);
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_technician_switches_monitors_and_sees_the_pointer() {
+    let p = Pipeline::start(Box::new(Synthetic::with_monitors(&[(320, 200), (200, 150)]))).await;
+    let first = p.frame(|f| f.seq >= 3).await;
+    assert_eq!((first.monitor, first.image.width, first.image.height), (0, 320, 200));
+    let c = p.cursor(|c| c.shape.is_some()).await;
+    assert_eq!(c.shape.as_deref(), Some(&Synthetic::cursor_shape()));
+    p.monitor.send_replace(1);
+    let second = p.frame(|f| f.monitor == 1).await;
+    // A fresh frame of the other monitor, exact, and the stream goes on from there.
+    assert_eq!((second.image.width, second.image.height), (200, 150));
+    assert!(*second.image == Synthetic::frame_of(1, 200, 150, second.seq as u32 - 1));
+    let later = p.frame(|f| f.seq >= second.seq + 5).await;
+    assert!(*later.image == Synthetic::frame_of(1, 200, 150, later.seq as u32 - 1));
+    let c = p.cursor(|c| c.monitor == 1 && c.visible).await;
+    assert!((0..200).contains(&c.x), "pointer column {} outside monitor 1", c.x);
+    p.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,8 +244,36 @@ async fn paced_pipeline_shows_the_real_screen() {
     let display = xvfb(&mut started, "640x480x24");
     let _window = xterm(&mut started, &display);
     let capture = X11Capture::open(Some(&display)).unwrap();
-    let (_, image) = pipeline(Box::new(capture), |seq| seq >= 1).await;
+    let p = Pipeline::start(Box::new(capture)).await;
+    let f = p.frame(|f| f.seq >= 1).await;
     // A static screen: what the viewer shows is what is on the screen now.
     let now = X11Capture::open(Some(&display)).unwrap().grab().unwrap();
-    assert!(*image == now, "the viewer's picture differs from the screen");
+    assert!(*f.image == now, "the viewer's picture differs from the screen");
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_customers_pointer_reaches_the_viewer_with_its_shape() {
+    let mut started = Started(Vec::new());
+    let display = xvfb(&mut started, "640x480x24");
+    let window = xterm(&mut started, &display);
+    let capture = X11Capture::open(Some(&display)).unwrap();
+    let p = Pipeline::start(Box::new(capture)).await;
+    p.frame(|f| f.seq >= 1).await;
+    let xdotool = |args: &[&str]| {
+        let ok = Command::new("xdotool").env("DISPLAY", &display).args(args).status().unwrap();
+        assert!(ok.success(), "xdotool {args:?}");
+    };
+    // Over the bare root window: X's default cursor.
+    xdotool(&["mousemove", "--sync", "600", "450"]);
+    let root = p.cursor(|c| (c.x, c.y) == (600, 450)).await;
+    assert!(root.visible);
+    let root_shape = root.shape.clone().expect("a shape with the position");
+    assert!(root_shape.rgba.chunks_exact(4).any(|p| p[3] == 255), "the shape has opaque pixels");
+    // Over the xterm: its text cursor, a new shape, at the new place.
+    xdotool(&["mousemove", "--window", &window, "--sync", "50", "40"]);
+    let over = p.cursor(|c| c.shape.as_ref().is_some_and(|s| s.id != root_shape.id)).await;
+    assert_eq!((over.x, over.y), (40 + 50 + 1, 30 + 40 + 1), "xterm at 40,30 with a 1-pixel border");
+    assert_ne!(over.shape.as_ref().unwrap().rgba, root_shape.rgba);
+    p.stop().await;
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use lifebuoy_proto::control::EndReason;
+use lifebuoy_proto::control::{Control, EndReason};
 use lifebuoy_proto::hello::Capabilities;
 use lifebuoy_proto::rendezvous::{FromRendezvous, Presence, Refusal, StaffEntry, ToRendezvous};
 use lifebuoy_proto::Role;
@@ -15,6 +15,7 @@ use super::CompanyServer;
 use crate::net::candidates::host_candidates;
 use crate::net::punch::connect_peer;
 use crate::net::Identity;
+use crate::screen::capture::MonitorInfo;
 use crate::session::LocalSide;
 
 /// What the customer chose.
@@ -113,20 +114,54 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
         endpoint.quic.wait_idle().await;
         return Ok(());
     }
+    let mut session = session;
     let screen = share_screen(&session, options.display.as_deref());
+    if let Some(shared) = &screen {
+        let monitors = shared.monitors.iter().map(MonitorInfo::to_wire).collect();
+        session.control.tx.send(&Control::ScreenLayout { monitors }).await?;
+    }
     let deadline = async {
         match options.end_after {
             Some(after) => tokio::time::sleep(after).await,
             None => std::future::pending().await,
         }
     };
-    tokio::select! {
-        why = session.link.closed() => say!("session ended: {why}"),
-        _ = super::shutdown_signal() => session.end(EndReason::CustomerEnded).await,
-        _ = deadline => session.end(EndReason::CustomerEnded).await,
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            why = session.link.closed() => {
+                say!("session ended: {why}");
+                break;
+            }
+            msg = session.control.rx.recv() => match msg {
+                Ok(Some(Control::SelectMonitor { id })) => match &screen {
+                    Some(shared) if shared.monitors.iter().any(|m| m.id == id) => {
+                        say!("technician shows monitor {id}");
+                        shared.monitor.send_replace(id);
+                    }
+                    _ => say!("technician asked for monitor {id}, which does not exist"),
+                },
+                Ok(Some(Control::End { reason })) => say!("technician ends the session ({reason:?})"),
+                Ok(Some(_)) => {}
+                // The control stream is gone: the session is ending.
+                Ok(None) | Err(_) => {
+                    let why = session.link.closed().await;
+                    say!("session ended: {why}");
+                    break;
+                }
+            },
+            _ = super::shutdown_signal() => {
+                session.end(EndReason::CustomerEnded).await;
+                break;
+            }
+            _ = &mut deadline => {
+                session.end(EndReason::CustomerEnded).await;
+                break;
+            }
+        }
     }
     if let Some(screen) = screen {
-        if let Ok(Ok(stats)) = screen.await {
+        if let Ok(Ok(stats)) = screen.task.await {
             say!(
                 "screen: {} updates, {} bytes, {} frames captured",
                 stats.updates,
@@ -139,21 +174,30 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The screen being shared.
+struct SharedScreen {
+    monitors: Vec<MonitorInfo>,
+    /// Which monitor the technician sees.
+    monitor: tokio::sync::watch::Sender<u8>,
+    task: tokio::task::JoinHandle<Result<crate::screen::stream::SenderStats, crate::session::SessionError>>,
+}
+
 /// Starts sending the screen, if there is one to capture; the session goes
 /// on without it otherwise.
-fn share_screen(
-    session: &crate::session::Session,
-    display: Option<&str>,
-) -> Option<tokio::task::JoinHandle<Result<crate::screen::stream::SenderStats, crate::session::SessionError>>>
-{
+fn share_screen(session: &crate::session::Session, display: Option<&str>) -> Option<SharedScreen> {
     #[cfg(target_os = "linux")]
     {
+        use crate::screen::capture::Capture;
         let display = display.map(str::to_owned).or_else(|| std::env::var("DISPLAY").ok())?;
         match crate::screen::x11::X11Capture::open(Some(&display)) {
             Ok(capture) => {
                 say!("sharing display {display}");
+                let monitors = capture.monitors();
+                let first = monitors.first().map_or(0, |m| m.id);
+                let (monitor, chosen) = tokio::sync::watch::channel(first);
                 let link = session.link.clone();
-                Some(tokio::spawn(crate::screen::stream::send_screen(link, Box::new(capture), 0)))
+                let task = tokio::spawn(crate::screen::stream::send_screen(link, Box::new(capture), chosen));
+                Some(SharedScreen { monitors, monitor, task })
             }
             Err(e) => {
                 say!("screen sharing unavailable: {e}");

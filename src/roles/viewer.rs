@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use lifebuoy_proto::control::EndReason;
+use lifebuoy_proto::control::{Control, EndReason};
 use lifebuoy_proto::hello::Capabilities;
 use lifebuoy_proto::rendezvous::{FromRendezvous, ToRendezvous};
 use lifebuoy_proto::Role;
@@ -15,7 +15,7 @@ use super::CompanyServer;
 use crate::net::candidates::host_candidates;
 use crate::net::punch::connect_peer;
 use crate::net::Identity;
-use crate::screen::stream::ScreenReceiver;
+use crate::screen::stream::{Frame, ScreenReceiver};
 use crate::session::{IncomingStream, LocalSide};
 
 /// How the headless viewer behaves.
@@ -31,6 +31,8 @@ pub struct ViewerOptions {
     pub sessions: u32,
     /// Where to write the last screen image of each session (PPM).
     pub screenshot: Option<std::path::PathBuf>,
+    /// The customer's monitor to show, if not the first.
+    pub monitor: Option<u8>,
 }
 
 /// Hands the peer's streams to whoever handles them.
@@ -54,11 +56,23 @@ async fn route_streams(link: crate::session::Link, screen: Arc<ScreenReceiver>) 
 
 /// Says what the screen stream showed, and saves its last picture if asked.
 fn report_screen(screen: &ScreenReceiver, screenshot: Option<&std::path::Path>) {
-    let Some((updates, image)) = screen.image.borrow().clone() else {
+    let Some(Frame { seq: updates, monitor, image }) = screen.image.borrow().clone() else {
         say!("screen: nothing received");
         return;
     };
-    say!("screen: {updates} updates, last {}x{}", image.width, image.height);
+    say!("screen: {updates} updates, last {}x{} of monitor {monitor}", image.width, image.height);
+    let cursor = screen.cursor.borrow().clone();
+    if let Some(shape) = &cursor.shape {
+        say!(
+            "cursor: at {},{} on monitor {}, {}, shape {}x{}",
+            cursor.x,
+            cursor.y,
+            cursor.monitor,
+            if cursor.visible { "visible" } else { "hidden" },
+            shape.width,
+            shape.height
+        );
+    }
     if let Some(path) = screenshot {
         let mut ppm = format!("P6 {} {} 255\n", image.width, image.height).into_bytes();
         ppm.reserve(image.pixels.len() / 4 * 3);
@@ -118,17 +132,40 @@ pub async fn run(identity: Identity, options: ViewerOptions) -> anyhow::Result<(
                             accepted.elapsed().as_secs_f64() * 1e3,
                             link.session.peer.code
                         );
-                        let session = link.session;
+                        let mut session = link.session;
                         let screen = Arc::new(ScreenReceiver::start());
                         let streams = tokio::spawn(route_streams(session.link.clone(), screen.clone()));
-                        let ended_here = tokio::select! {
-                            why = session.link.closed() => {
-                                say!("session ended: {why}");
-                                false
-                            }
-                            _ = super::shutdown_signal() => {
-                                session.end(EndReason::TechnicianEnded).await;
-                                true
+                        let ended_here = loop {
+                            tokio::select! {
+                                why = session.link.closed() => {
+                                    say!("session ended: {why}");
+                                    break false;
+                                }
+                                msg = session.control.rx.recv() => match msg {
+                                    Ok(Some(Control::ScreenLayout { monitors })) => {
+                                        for m in &monitors {
+                                            say!(
+                                                "monitor {}: {:?} {}x{} at {},{}{}",
+                                                m.id, m.name, m.width, m.height, m.x, m.y,
+                                                if m.primary { " (primary)" } else { "" }
+                                            );
+                                        }
+                                        if let Some(id) = options.monitor {
+                                            session.control.tx.send(&Control::SelectMonitor { id }).await?;
+                                        }
+                                    }
+                                    Ok(Some(Control::End { reason })) => say!("customer ends the session ({reason:?})"),
+                                    Ok(Some(_)) => {}
+                                    Ok(None) | Err(_) => {
+                                        let why = session.link.closed().await;
+                                        say!("session ended: {why}");
+                                        break false;
+                                    }
+                                },
+                                _ = super::shutdown_signal() => {
+                                    session.end(EndReason::TechnicianEnded).await;
+                                    break true;
+                                }
                             }
                         };
                         streams.abort();

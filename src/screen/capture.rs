@@ -1,6 +1,7 @@
 //! What every capture backend offers: the monitors, and a frame of one.
 
 use lifebuoy_proto::codec::Image;
+use lifebuoy_proto::screen::CursorShape;
 
 /// One monitor, in the virtual screen's coordinates.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,6 +22,25 @@ pub struct MonitorInfo {
     pub primary: bool,
 }
 
+impl MonitorInfo {
+    /// As the layout message carries it (sizes beyond 65535 are cut).
+    pub fn to_wire(&self) -> lifebuoy_proto::control::Monitor {
+        let mut name: String = self.name.chars().filter(|c| !c.is_control()).collect();
+        while name.len() > 64 {
+            name.pop();
+        }
+        lifebuoy_proto::control::Monitor {
+            id: self.id,
+            x: self.x,
+            y: self.y,
+            width: self.width.min(u16::MAX.into()) as u16,
+            height: self.height.min(u16::MAX.into()) as u16,
+            primary: self.primary,
+            name,
+        }
+    }
+}
+
 /// Capture failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
@@ -38,6 +58,19 @@ pub enum CaptureError {
     NoMonitor(u8),
 }
 
+/// The pointer as the customer sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CursorSample {
+    /// Column relative to the selected monitor.
+    pub x: i32,
+    /// Row relative to the selected monitor.
+    pub y: i32,
+    /// Over the selected monitor (and not hidden).
+    pub visible: bool,
+    /// The shape; its `id` changes whenever the shape does.
+    pub shape: Option<CursorShape>,
+}
+
 /// A source of frames.
 pub trait Capture: Send {
     /// The monitors, primary first where known.
@@ -46,6 +79,13 @@ pub trait Capture: Send {
     fn select(&mut self, monitor: u8) -> Result<(), CaptureError>;
     /// The selected monitor's pixels now, as BGRX.
     fn grab(&mut self) -> Result<Image, CaptureError>;
+
+    /// Where the pointer is and what it looks like; `None` where the
+    /// backend cannot tell. The cursor is not part of the frames: the
+    /// viewer draws it, so a moving pointer costs a few bytes, not tiles.
+    fn cursor(&mut self) -> Option<CursorSample> {
+        None
+    }
 
     /// Waits until the screen may have changed, at most `timeout`; `false`
     /// if it surely has not. Backends without change notification wait

@@ -14,24 +14,26 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lifebuoy_proto::codec::{Decoder, Encoder, Image};
-use lifebuoy_proto::screen::{Screen, ScreenUpdate};
+use lifebuoy_proto::screen::{CursorShape, Screen, ScreenUpdate};
 use tokio::sync::{mpsc, watch};
 
-use super::capture::{Capture, CaptureError};
+use super::capture::{Capture, CaptureError, CursorSample};
 use crate::session::{FramedRecv, Link, SessionError};
 
 /// Updates on the way at once.
 pub const IN_FLIGHT: usize = 2;
 /// Shortest time between two captures.
 pub const FRAME_INTERVAL: Duration = Duration::from_millis(16);
-/// Longest wait for a change notification before checking anyway (and
-/// the poll interval where the display has none).
-pub const IDLE_POLL: Duration = Duration::from_millis(250);
+/// Longest wait for a change notification before looking at the pointer
+/// (which moves without changing the image) and checking anyway; also the
+/// poll interval where the display has no change notification.
+pub const CURSOR_POLL: Duration = Duration::from_millis(33);
 
 /// One encoded update, ready to send.
 #[derive(Debug)]
 struct Encoded {
     seq: u64,
+    monitor: u8,
     width: u16,
     height: u16,
     data: Vec<u8>,
@@ -48,12 +50,16 @@ pub struct SenderStats {
     pub captured: u64,
 }
 
+/// The pointer as last sampled, with the monitor it was sampled on.
+type CursorWatch = Option<(u8, CursorSample)>;
+
 /// Streams `capture` to the peer of `link` until the session ends (then
-/// returns what was sent) or capture or sending fails.
+/// returns what was sent) or capture or sending fails. `monitor` says
+/// which monitor to show; a change starts a fresh frame of that one.
 pub async fn send_screen(
     link: Link,
     capture: Box<dyn Capture>,
-    monitor: u8,
+    monitor: watch::Receiver<u8>,
 ) -> Result<SenderStats, SessionError> {
     let (credit_tx, credit_rx) = std_mpsc::channel::<()>();
     for _ in 0..IN_FLIGHT {
@@ -62,10 +68,15 @@ pub async fn send_screen(
     let (updates_tx, mut updates_rx) = mpsc::channel::<Result<Encoded, CaptureError>>(1);
     let stats = Arc::new(Mutex::new(SenderStats::default()));
     let thread_stats = stats.clone();
+    let (cursor_tx, cursor_rx) = watch::channel(None);
     let worker = std::thread::Builder::new()
         .name("lifebuoy-capture".into())
-        .spawn(move || capture_loop(capture, monitor, credit_rx, updates_tx, thread_stats))
+        .spawn(move || {
+            let mut looper = CaptureLoop { capture, monitor, cursor: cursor_tx, last_cursor: None };
+            looper.run(credit_rx, updates_tx, thread_stats)
+        })
         .expect("spawning the capture thread");
+    let cursor = tokio::spawn(send_cursor(link.clone(), cursor_rx));
     let mut sending = tokio::task::JoinSet::new();
     let result = loop {
         tokio::select! {
@@ -98,6 +109,7 @@ pub async fn send_screen(
             _ = link.closed() => break Ok(()),
         }
     };
+    cursor.abort();
     drop(updates_rx);
     drop(credit_tx);
     let _ = tokio::task::spawn_blocking(move || worker.join()).await;
@@ -107,76 +119,176 @@ pub async fn send_screen(
 
 async fn send_update(link: &Link, u: Encoded) -> Result<(), SessionError> {
     let mut tx = link.open::<Screen>().await?;
-    let update = ScreenUpdate { seq: u.seq, monitor: 0, width: u.width, height: u.height, data: u.data };
+    let update =
+        ScreenUpdate { seq: u.seq, monitor: u.monitor, width: u.width, height: u.height, data: u.data };
     tx.send(&Screen::Update(update)).await?;
     tx.finish()?;
     // Acknowledged by the peer: only then is a credit returned.
     tx.stopped().await
 }
 
-fn capture_loop(
-    mut capture: Box<dyn Capture>,
-    monitor: u8,
-    credits: std_mpsc::Receiver<()>,
-    updates: mpsc::Sender<Result<Encoded, CaptureError>>,
-    stats: Arc<Mutex<SenderStats>>,
-) {
-    if let Err(e) = capture.select(monitor) {
-        let _ = updates.blocking_send(Err(e));
-        return;
+/// Sends the pointer on one long-lived screen stream: a new shape when its
+/// id changes, then the position. Only the newest sample matters, so the
+/// watch channel drops the ones a slow path could not carry.
+async fn send_cursor(link: Link, mut samples: watch::Receiver<CursorWatch>) -> Result<(), SessionError> {
+    let mut tx = None;
+    let mut shape_sent = None;
+    while samples.changed().await.is_ok() {
+        let Some((monitor, c)) = samples.borrow_and_update().clone() else { continue };
+        let tx = match &mut tx {
+            Some(tx) => tx,
+            None => tx.insert(link.open::<Screen>().await?),
+        };
+        if let Some(shape) = c.shape.filter(|s| shape_sent != Some(s.id)) {
+            shape_sent = Some(shape.id);
+            tx.send(&Screen::CursorShape(shape)).await?;
+        }
+        tx.send(&Screen::CursorPosition { monitor, x: c.x, y: c.y, visible: c.visible }).await?;
     }
-    let mut encoder = Encoder::new();
-    let mut seq = 0u64;
-    let mut last = Instant::now() - FRAME_INTERVAL;
-    // A credit per update: wait for one before capturing, so what is
-    // captured is sent at once.
-    while credits.recv().is_ok() {
+    Ok(())
+}
+
+/// The capture thread's state.
+struct CaptureLoop {
+    capture: Box<dyn Capture>,
+    monitor: watch::Receiver<u8>,
+    cursor: watch::Sender<CursorWatch>,
+    last_cursor: Option<CursorSample>,
+}
+
+impl CaptureLoop {
+    fn poll_cursor(&mut self, monitor: u8) {
+        if let Some(c) = self.capture.cursor() {
+            if self.last_cursor.as_ref() != Some(&c) {
+                self.cursor.send_replace(Some((monitor, c.clone())));
+                self.last_cursor = Some(c);
+            }
+        }
+    }
+
+    fn run(
+        &mut self,
+        credits: std_mpsc::Receiver<()>,
+        updates: mpsc::Sender<Result<Encoded, CaptureError>>,
+        stats: Arc<Mutex<SenderStats>>,
+    ) {
+        let mut selected = *self.monitor.borrow_and_update();
+        if let Err(e) = self.capture.select(selected) {
+            let _ = updates.blocking_send(Err(e));
+            return;
+        }
+        let mut encoder = Encoder::new();
+        let mut seq = 0u64;
+        let mut fresh = true;
+        let mut last = Instant::now() - FRAME_INTERVAL;
         loop {
-            // At most one capture per FRAME_INTERVAL: a burst of drawing
-            // becomes one update.
-            std::thread::sleep(FRAME_INTERVAL.saturating_sub(last.elapsed()));
-            if seq > 0 && !capture.wait_change(IDLE_POLL) {
+            // A credit per update: wait for one before capturing, so what
+            // is captured is sent at once. The pointer is watched meanwhile.
+            match credits.recv_timeout(CURSOR_POLL) {
+                Ok(()) => {}
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                    self.poll_cursor(selected);
+                    if updates.is_closed() {
+                        return;
+                    }
+                    continue;
+                }
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+            loop {
+                // At most one capture per FRAME_INTERVAL: a burst of drawing
+                // becomes one update.
+                std::thread::sleep(FRAME_INTERVAL.saturating_sub(last.elapsed()));
+                if self.monitor.has_changed().unwrap_or(false) {
+                    let wanted = *self.monitor.borrow_and_update();
+                    if wanted != selected {
+                        if let Err(e) = self.capture.select(wanted) {
+                            let _ = updates.blocking_send(Err(e));
+                            return;
+                        }
+                        selected = wanted;
+                        encoder.reset();
+                        fresh = true;
+                        self.last_cursor = None;
+                    }
+                }
+                let changed = fresh || self.capture.wait_change(CURSOR_POLL);
+                self.poll_cursor(selected);
+                if !changed {
+                    if updates.is_closed() {
+                        return;
+                    }
+                    continue;
+                }
+                last = Instant::now();
+                let frame = match self.capture.grab() {
+                    Ok(f) => f,
+                    Err(e) => {
+                        let _ = updates.blocking_send(Err(e));
+                        return;
+                    }
+                };
+                stats.lock().expect("not poisoned").captured += 1;
+                let (width, height) = (frame.width as u16, frame.height as u16);
+                if let Some((data, _)) = encoder.encode(frame) {
+                    seq += 1;
+                    fresh = false;
+                    let encoded = Encoded { seq, monitor: selected, width, height, data };
+                    if updates.blocking_send(Ok(encoded)).is_err() {
+                        return;
+                    }
+                    break;
+                }
                 if updates.is_closed() {
                     return;
                 }
-                continue;
-            }
-            last = Instant::now();
-            let frame = match capture.grab() {
-                Ok(f) => f,
-                Err(e) => {
-                    let _ = updates.blocking_send(Err(e));
-                    return;
-                }
-            };
-            stats.lock().expect("not poisoned").captured += 1;
-            let (width, height) = (frame.width as u16, frame.height as u16);
-            if let Some((data, _)) = encoder.encode(frame) {
-                seq += 1;
-                if updates.blocking_send(Ok(Encoded { seq, width, height, data })).is_err() {
-                    return;
-                }
-                break;
-            }
-            if updates.is_closed() {
-                return;
             }
         }
     }
 }
 
-/// The viewer's side: decodes updates in order and publishes the image.
+/// The newest complete image on the viewer.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    /// How many updates it took.
+    pub seq: u64,
+    /// The agent's monitor it shows.
+    pub monitor: u8,
+    /// The pixels.
+    pub image: Arc<Image>,
+}
+
+/// The customer's pointer, for the viewer to draw over the image.
+#[derive(Clone, Debug, Default)]
+pub struct RemoteCursor {
+    /// Monitor id.
+    pub monitor: u8,
+    /// Column in that monitor's pixels.
+    pub x: i32,
+    /// Row in that monitor's pixels.
+    pub y: i32,
+    /// Whether to draw it.
+    pub visible: bool,
+    /// The newest shape, once one came.
+    pub shape: Option<Arc<CursorShape>>,
+}
+
+/// The viewer's side: decodes updates in order and publishes the image
+/// and the pointer.
 #[derive(Debug)]
 pub struct ScreenReceiver {
-    decoded: mpsc::Sender<(u64, Vec<u8>)>,
-    /// The newest complete image, and how many updates it took.
-    pub image: watch::Receiver<Option<(u64, Arc<Image>)>>,
+    decoded: mpsc::Sender<(u64, u8, Vec<u8>)>,
+    /// The newest complete image.
+    pub image: watch::Receiver<Option<Frame>>,
+    cursor_tx: watch::Sender<RemoteCursor>,
+    /// The newest pointer state.
+    pub cursor: watch::Receiver<RemoteCursor>,
 }
 
 impl ScreenReceiver {
     /// Starts the decode thread.
     pub fn start() -> ScreenReceiver {
-        let (tx, mut rx) = mpsc::channel::<(u64, Vec<u8>)>(IN_FLIGHT * 2);
+        let (tx, mut rx) = mpsc::channel::<(u64, u8, Vec<u8>)>(IN_FLIGHT * 2);
         let (image_tx, image_rx) = watch::channel(None);
         std::thread::Builder::new()
             .name("lifebuoy-decode".into())
@@ -184,16 +296,17 @@ impl ScreenReceiver {
                 let mut decoder = Decoder::new();
                 let mut waiting = BTreeMap::new();
                 let mut next = 1u64;
-                while let Some((seq, data)) = rx.blocking_recv() {
+                while let Some((seq, monitor, data)) = rx.blocking_recv() {
                     if seq < next || waiting.len() > IN_FLIGHT * 4 {
                         // A repeat, or a peer ignoring the window: stop.
                         return;
                     }
-                    waiting.insert(seq, data);
-                    while let Some(data) = waiting.remove(&next) {
+                    waiting.insert(seq, (monitor, data));
+                    while let Some((monitor, data)) = waiting.remove(&next) {
                         match decoder.decode(&data) {
                             Ok(img) => {
-                                let _ = image_tx.send(Some((next, Arc::new(img.clone()))));
+                                let frame = Frame { seq: next, monitor, image: Arc::new(img.clone()) };
+                                let _ = image_tx.send(Some(frame));
                             }
                             Err(e) => {
                                 tracing::warn!("screen update {next} refused: {e}");
@@ -205,14 +318,25 @@ impl ScreenReceiver {
                 }
             })
             .expect("spawning the decode thread");
-        ScreenReceiver { decoded: tx, image: image_rx }
+        let (cursor_tx, cursor) = watch::channel(RemoteCursor::default());
+        ScreenReceiver { decoded: tx, image: image_rx, cursor_tx, cursor }
     }
 
-    /// Reads one screen stream and hands its update to the decoder.
+    /// Reads one screen stream: updates go to the decoder, the pointer to
+    /// [`ScreenReceiver::cursor`].
     pub async fn take(&self, mut stream: FramedRecv<Screen>) -> Result<(), SessionError> {
         while let Some(msg) = stream.recv().await? {
-            if let Screen::Update(u) = msg {
-                self.decoded.send((u.seq, u.data)).await.map_err(|_| SessionError::StreamClosed)?;
+            match msg {
+                Screen::Update(u) => {
+                    self.decoded
+                        .send((u.seq, u.monitor, u.data))
+                        .await
+                        .map_err(|_| SessionError::StreamClosed)?;
+                }
+                Screen::CursorShape(shape) => self.cursor_tx.send_modify(|c| c.shape = Some(Arc::new(shape))),
+                Screen::CursorPosition { monitor, x, y, visible } => self.cursor_tx.send_modify(|c| {
+                    (c.monitor, c.x, c.y, c.visible) = (monitor, x, y, visible);
+                }),
             }
         }
         Ok(())

@@ -2,43 +2,83 @@
 //! benchmarks of what comes after capture, never instead of the real path.
 
 use lifebuoy_proto::codec::Image;
+use lifebuoy_proto::screen::CursorShape;
 
-use super::capture::{Capture, CaptureError, MonitorInfo};
+use super::capture::{Capture, CaptureError, CursorSample, MonitorInfo};
 
-/// Draws a moving block and a counter-like stripe over a gradient.
+/// Draws a moving block and a counter-like stripe over a gradient, on one
+/// or more monitors side by side (each with its own tint), and a pointer
+/// that moves one pixel right per frame.
 #[derive(Debug)]
 pub struct Synthetic {
-    width: u32,
-    height: u32,
+    monitors: Vec<MonitorInfo>,
+    selected: usize,
     frame: u32,
 }
 
 impl Synthetic {
-    /// A source of `width` x `height` frames.
+    /// One monitor of `width` x `height`.
     pub fn new(width: u32, height: u32) -> Synthetic {
-        Synthetic { width, height, frame: 0 }
+        Synthetic::with_monitors(&[(width, height)])
+    }
+
+    /// Monitors of these sizes, left to right; the first is primary.
+    pub fn with_monitors(sizes: &[(u32, u32)]) -> Synthetic {
+        let mut x = 0;
+        let monitors = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &(width, height))| {
+                let m = MonitorInfo {
+                    id: i as u8,
+                    name: format!("synthetic-{i}"),
+                    x,
+                    y: 0,
+                    width,
+                    height,
+                    primary: i == 0,
+                };
+                x += width as i32;
+                m
+            })
+            .collect();
+        Synthetic { monitors, selected: 0, frame: 0 }
+    }
+
+    /// The frame `grab` returns after `frames` earlier grabs of monitor `monitor`.
+    pub fn frame_of(monitor: u8, width: u32, height: u32, frames: u32) -> Image {
+        let mut img = Image::new(width, height);
+        let (bx, by) = (frames * 7 % width.max(1), frames * 3 % height.max(1));
+        for y in 0..height {
+            for x in 0..width {
+                let i = ((y * width + x) * 4) as usize;
+                let inside = x >= bx && x < bx + 40 && y >= by && y < by + 30;
+                let px = if inside {
+                    [0, 0, 255, 0]
+                } else {
+                    [(x % 256) as u8, (y % 256) as u8, 64 + monitor * 60, 0]
+                };
+                img.pixels[i..i + 4].copy_from_slice(&px);
+            }
+        }
+        img
+    }
+
+    /// The pointer's shape: a 3x3 white square, hot spot in the middle.
+    pub fn cursor_shape() -> CursorShape {
+        CursorShape { id: 7, width: 3, height: 3, hot_x: 1, hot_y: 1, rgba: vec![255; 36] }
     }
 }
 
 impl Capture for Synthetic {
     fn monitors(&self) -> Vec<MonitorInfo> {
-        vec![MonitorInfo {
-            id: 0,
-            name: "synthetic".into(),
-            x: 0,
-            y: 0,
-            width: self.width,
-            height: self.height,
-            primary: true,
-        }]
+        self.monitors.clone()
     }
 
     fn select(&mut self, monitor: u8) -> Result<(), CaptureError> {
-        if monitor == 0 {
-            Ok(())
-        } else {
-            Err(CaptureError::NoMonitor(monitor))
-        }
+        self.selected =
+            self.monitors.iter().position(|m| m.id == monitor).ok_or(CaptureError::NoMonitor(monitor))?;
+        Ok(())
     }
 
     fn wait_change(&mut self, _timeout: std::time::Duration) -> bool {
@@ -46,17 +86,19 @@ impl Capture for Synthetic {
         true
     }
 
+    fn cursor(&mut self) -> Option<CursorSample> {
+        let m = &self.monitors[self.selected];
+        Some(CursorSample {
+            x: (self.frame % m.width) as i32,
+            y: 5,
+            visible: true,
+            shape: Some(Synthetic::cursor_shape()),
+        })
+    }
+
     fn grab(&mut self) -> Result<Image, CaptureError> {
-        let mut img = Image::new(self.width, self.height);
-        let (bx, by) = (self.frame * 7 % self.width.max(1), self.frame * 3 % self.height.max(1));
-        for y in 0..self.height {
-            for x in 0..self.width {
-                let i = ((y * self.width + x) * 4) as usize;
-                let inside = x >= bx && x < bx + 40 && y >= by && y < by + 30;
-                let px = if inside { [0, 0, 255, 0] } else { [(x % 256) as u8, (y % 256) as u8, 64, 0] };
-                img.pixels[i..i + 4].copy_from_slice(&px);
-            }
-        }
+        let m = &self.monitors[self.selected];
+        let img = Synthetic::frame_of(m.id, m.width, m.height, self.frame);
         self.frame += 1;
         Ok(img)
     }

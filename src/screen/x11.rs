@@ -18,7 +18,9 @@ use x11rb::protocol::shm::ConnectionExt as _;
 use x11rb::protocol::xproto::{ImageFormat, Window};
 use x11rb::rust_connection::RustConnection;
 
-use super::capture::{Capture, CaptureError, MonitorInfo};
+use lifebuoy_proto::screen::{CursorShape, CURSOR_MAX_SIDE};
+
+use super::capture::{Capture, CaptureError, CursorSample, MonitorInfo};
 
 /// Captures monitors of one X display.
 pub struct X11Capture {
@@ -26,6 +28,8 @@ pub struct X11Capture {
     root: Window,
     /// The DAMAGE object on the root window, where the server has DAMAGE.
     damage: Option<u32>,
+    /// XFixes is there: the pointer's shape and position can be read.
+    cursor: bool,
     monitors: Vec<MonitorInfo>,
     selected: usize,
     segment: u32,
@@ -76,7 +80,12 @@ impl X11Capture {
         // serving ShmGetImage, which we wait for.
         let map = unsafe { memmap2::MmapOptions::new().len(largest).map(&file) }.map_err(request)?;
         let damage = watch_damage(&conn, root);
-        Ok(X11Capture { conn, root, damage, monitors, selected: 0, segment, map })
+        // XFixes must be told our version before its cursor requests answer.
+        let cursor = {
+            use x11rb::protocol::xfixes::ConnectionExt as _;
+            conn.xfixes_query_version(4, 0).ok().and_then(|c| c.reply().ok()).is_some()
+        };
+        Ok(X11Capture { conn, root, damage, cursor, monitors, selected: 0, segment, map })
     }
 }
 
@@ -171,6 +180,10 @@ impl Capture for X11Capture {
         }
     }
 
+    fn cursor(&mut self) -> Option<CursorSample> {
+        self.read_cursor()
+    }
+
     fn grab(&mut self) -> Result<Image, CaptureError> {
         let m = &self.monitors[self.selected];
         let reply = self
@@ -198,6 +211,20 @@ impl Capture for X11Capture {
 }
 
 impl X11Capture {
+    /// Pointer and shape through XFixes (one request gives both).
+    fn read_cursor(&mut self) -> Option<CursorSample> {
+        use x11rb::protocol::xfixes::ConnectionExt as _;
+        if !self.cursor {
+            return None;
+        }
+        let reply = self.conn.xfixes_get_cursor_image().ok()?.reply().ok()?;
+        let m = &self.monitors[self.selected];
+        let (x, y) = (i32::from(reply.x) - m.x, i32::from(reply.y) - m.y);
+        let inside = (0..m.width as i32).contains(&x) && (0..m.height as i32).contains(&y);
+        let shape = cursor_shape(&reply);
+        Some(CursorSample { x, y, visible: inside && shape.is_some(), shape })
+    }
+
     /// Takes every queued event; whether a damage report was among them.
     fn drain_damage(&mut self) -> bool {
         use x11rb::protocol::Event;
@@ -215,6 +242,32 @@ impl X11Capture {
         }
         damaged
     }
+}
+
+/// XFixes gives premultiplied ARGB words; the wire wants straight RGBA,
+/// at most CURSOR_MAX_SIDE a side (larger cursors are cut, hot spot kept inside).
+fn cursor_shape(reply: &x11rb::protocol::xfixes::GetCursorImageReply) -> Option<CursorShape> {
+    let (w, h) = (reply.width.min(CURSOR_MAX_SIDE), reply.height.min(CURSOR_MAX_SIDE));
+    if w == 0 || h == 0 || reply.cursor_image.len() < reply.width as usize * reply.height as usize {
+        return None;
+    }
+    let mut rgba = Vec::with_capacity(w as usize * h as usize * 4);
+    for row in 0..h as usize {
+        for &argb in &reply.cursor_image[row * reply.width as usize..][..w as usize] {
+            let [b, g, r, a] = argb.to_le_bytes();
+            let straight =
+                |c: u8| if a == 0 { 0 } else { (u32::from(c) * 255 / u32::from(a)).min(255) as u8 };
+            rgba.extend_from_slice(&[straight(r), straight(g), straight(b), a]);
+        }
+    }
+    Some(CursorShape {
+        id: reply.cursor_serial,
+        width: w,
+        height: h,
+        hot_x: reply.xhot.min(w - 1),
+        hot_y: reply.yhot.min(h - 1),
+        rgba,
+    })
 }
 
 impl Drop for X11Capture {
