@@ -21,11 +21,16 @@ test: setup
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo test --workspace
+    scripts/test-windows
 
 # Benchmarks; numbers go to docs/performance.md.
 bench:
     cargo bench --bench handshake
     cargo bench --bench rendezvous_load
+
+# Cross-compile lifebuoy.exe for Windows (x86_64-pc-windows-gnu); extra args go to cargo build.
+build-windows *args: setup
+    scripts/build-windows {{args}}
 
 # Record desktop workloads (typing, scroll, drag, video) under Xvfb for the codec bench.
 record-workloads: setup

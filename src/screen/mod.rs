@@ -1,8 +1,11 @@
-//! The customer's screen: capture backends and (to come) the capture and
-//! encoding thread that feeds the screen streams.
+//! The customer's screen: capture backends (X11 on Linux, scrap on
+//! Windows and macOS, a synthetic source for tests), the capture and
+//! encoding thread, and the streams between agent and viewer.
 
 pub mod capture;
 pub mod codec_bench;
+#[cfg(any(windows, target_os = "macos"))]
+pub mod native;
 pub mod record;
 pub mod stream;
 pub mod synthetic;
