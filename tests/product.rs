@@ -128,7 +128,7 @@ fn technician_sees_exactly_the_customers_screen() {
     assert!(viewer_out.contains("screen: saved"), "{viewer_out}");
 
     let (w, h, rgb) = read_ppm(&shot);
-    let screen = X11Capture::open(Some(&display)).unwrap().grab().unwrap();
+    let screen = X11Capture::open(Some(&display)).unwrap().snapshot().unwrap();
     assert_eq!((w, h), (screen.width, screen.height));
     let expected: Vec<u8> = screen.pixels.chunks_exact(4).flat_map(|p| [p[2], p[1], p[0]]).collect();
     assert!(rgb == expected, "the technician's picture differs from the customer's screen");

@@ -14,19 +14,16 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lifebuoy::net::{make_endpoint, Identity};
 use lifebuoy::proto::codec::{Decoder, Encoder, Image};
-use lifebuoy::proto::hello::Capabilities;
 use lifebuoy::proto::screen::{Screen, ScreenUpdate};
-use lifebuoy::proto::Role;
 use lifebuoy::screen::stream::{Frame, RemoteCursor};
 use lifebuoy::screen::synthetic::Synthetic;
 use lifebuoy::screen::x11::X11Capture;
 use lifebuoy::screen::Capture;
-use lifebuoy::session::{IncomingStream, LocalSide, Session};
+use lifebuoy::session::{IncomingStream, Session};
 
 mod common;
-use common::{xterm, xvfb, Started};
+use common::{session_pair, xterm, xvfb, Started};
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{ConnectionExt, ImageFormat};
 
@@ -38,24 +35,6 @@ fn get_image(display: &str) -> Image {
     let (w, h) = (root.width_in_pixels, root.height_in_pixels);
     let reply = conn.get_image(ImageFormat::Z_PIXMAP, root.root, 0, 0, w, h, !0).unwrap().reply().unwrap();
     Image { width: w.into(), height: h.into(), pixels: reply.data }
-}
-
-async fn session_pair() -> (Session, Session) {
-    let side = |role| {
-        let identity = Arc::new(Identity::generate("test").unwrap());
-        let endpoint = make_endpoint("127.0.0.1:0".parse().unwrap(), Some(&identity)).unwrap();
-        (LocalSide { identity, role, name: String::new(), capabilities: Capabilities::default() }, endpoint)
-    };
-    let (viewer, viewer_ep) = side(Role::Viewer);
-    let (agent, agent_ep) = side(Role::Agent);
-    let addr = viewer_ep.local_addr().unwrap();
-    let (v, a) = tokio::join!(
-        async {
-            Session::accept(viewer_ep.accept().await.unwrap(), &viewer, agent.identity.fingerprint()).await
-        },
-        Session::connect(&agent_ep, addr, &agent, viewer.identity.fingerprint())
-    );
-    (a.unwrap(), v.unwrap())
 }
 
 /// Sends one captured frame as an update on its own stream; the viewer
@@ -100,7 +79,7 @@ async fn viewer_image_equals_the_captured_screen_static_and_while_a_window_moves
     let mut capture = X11Capture::open(Some(&display)).expect("capture through MIT-SHM");
     let monitors = capture.monitors();
     assert_eq!((monitors[0].width, monitors[0].height), (800, 600));
-    let first = capture.grab().unwrap();
+    let first = capture.snapshot().unwrap();
     // The shared-memory path shows what the X server's plain path shows.
     let plain = get_image(&display);
     assert!(first.pixels == plain.pixels, "MIT-SHM capture differs from GetImage");
@@ -119,7 +98,7 @@ async fn viewer_image_equals_the_captured_screen_static_and_while_a_window_moves
     let (mut enc, mut dec) = (Encoder::new(), Decoder::new());
     stream_one(&agent, &viewer, &mut enc, &mut dec, 1, &first).await;
     // Static screen: the same picture again.
-    let again = capture.grab().unwrap();
+    let again = capture.snapshot().unwrap();
     stream_one(&agent, &viewer, &mut enc, &mut dec, 2, &again).await;
 
     // The window moves across the screen; every frame arrives exact.
@@ -132,7 +111,7 @@ async fn viewer_image_equals_the_captured_screen_static_and_while_a_window_moves
             .unwrap();
         assert!(moved.success());
         std::thread::sleep(Duration::from_millis(60));
-        let frame = capture.grab().unwrap();
+        let frame = capture.snapshot().unwrap();
         assert!(frame != first, "the window did not move on screen");
         stream_one(&agent, &viewer, &mut enc, &mut dec, seq, &frame).await;
     }
@@ -247,7 +226,7 @@ async fn paced_pipeline_shows_the_real_screen() {
     let p = Pipeline::start(Box::new(capture)).await;
     let f = p.frame(|f| f.seq >= 1).await;
     // A static screen: what the viewer shows is what is on the screen now.
-    let now = X11Capture::open(Some(&display)).unwrap().grab().unwrap();
+    let now = X11Capture::open(Some(&display)).unwrap().snapshot().unwrap();
     assert!(*f.image == now, "the viewer's picture differs from the screen");
     p.stop().await;
 }
@@ -275,5 +254,42 @@ async fn the_customers_pointer_reaches_the_viewer_with_its_shape() {
     let over = p.cursor(|c| c.shape.as_ref().is_some_and(|s| s.id != root_shape.id)).await;
     assert_eq!((over.x, over.y), (40 + 50 + 1, 30 + 40 + 1), "xterm at 40,30 with a 1-pixel border");
     assert_ne!(over.shape.as_ref().unwrap().rgba, root_shape.rgba);
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damage_driven_capture_ends_bit_exact_after_moves_and_typing() {
+    // Only damaged rectangles are fetched and compared: after windows move
+    // and text is typed, the viewer must still hold exactly the screen.
+    let mut started = Started(Vec::new());
+    let display = xvfb(&mut started, "800x600x24");
+    let window = xterm(&mut started, &display);
+    let capture = X11Capture::open(Some(&display)).unwrap();
+    let p = Pipeline::start(Box::new(capture)).await;
+    p.frame(|f| f.seq >= 1).await;
+    let xdotool = |args: &[&str]| {
+        let ok = Command::new("xdotool").env("DISPLAY", &display).args(args).status().unwrap();
+        assert!(ok.success(), "xdotool {args:?}");
+    };
+    for step in 1..=6 {
+        xdotool(&["windowmove", "--sync", &window, &(30 * step).to_string(), &(20 * step).to_string()]);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    xdotool(&["windowfocus", "--sync", &window]);
+    xdotool(&["type", "--delay", "20", "Gruesse 123"]);
+    // Let the terminal finish drawing; then the screen stays as it is.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let screen = get_image(&display);
+    let mut image = p.receiver.image.clone();
+    let settled = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if image.borrow_and_update().as_ref().is_some_and(|f| *f.image == screen) {
+                return;
+            }
+            image.changed().await.unwrap();
+        }
+    })
+    .await;
+    assert!(settled.is_ok(), "the viewer never showed the screen as it is");
     p.stop().await;
 }

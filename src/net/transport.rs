@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quinn::congestion::BbrConfig;
-use quinn::{IdleTimeout, TransportConfig, VarInt};
+use quinn::{AckFrequencyConfig, IdleTimeout, TransportConfig, VarInt};
 
 /// Per-stream receive window: 16 MiB carries 160 MB/s at 100 ms RTT.
 pub const STREAM_WINDOW: u32 = 16 * 1024 * 1024;
@@ -36,6 +36,15 @@ pub fn transport_config() -> TransportConfig {
     // The default 333 ms makes a lost handshake packet cost a third of a
     // second; most support sessions are within one continent.
     t.initial_rtt(Duration::from_millis(100));
+    // The screen stream returns a credit when an update is acknowledged;
+    // with the default delayed ACKs (every second packet, or after up to
+    // 25 ms) a one-packet update waits for that delay, and under a steady
+    // stream of updates so does every keystroke's. Ask the peer (quinn,
+    // the ACK frequency extension) to acknowledge at once.
+    let mut ack = AckFrequencyConfig::default();
+    ack.ack_eliciting_threshold(VarInt::from_u32(0));
+    ack.max_ack_delay(Some(Duration::from_millis(1)));
+    t.ack_frequency_config(Some(ack));
     t
 }
 

@@ -1,6 +1,6 @@
 //! What every capture backend offers: the monitors, and a frame of one.
 
-use lifebuoy_proto::codec::Image;
+use lifebuoy_proto::codec::{Image, Rect};
 use lifebuoy_proto::screen::CursorShape;
 
 /// One monitor, in the virtual screen's coordinates.
@@ -71,20 +71,47 @@ pub struct CursorSample {
     pub shape: Option<CursorShape>,
 }
 
+/// One captured frame.
+#[derive(Debug)]
+pub struct Grab<'a> {
+    /// The pixels.
+    pub image: &'a Image,
+    /// Where they may differ from the previous grab's, in monitor pixels,
+    /// as the system reported its drawing; `None` if unknown (the first
+    /// grab, after a monitor switch, or a system that does not say).
+    pub damage: Option<&'a [Rect]>,
+}
+
 /// A source of frames.
 pub trait Capture: Send {
     /// The monitors, primary first where known.
     fn monitors(&self) -> Vec<MonitorInfo>;
     /// Chooses the monitor later frames come from.
     fn select(&mut self, monitor: u8) -> Result<(), CaptureError>;
-    /// The selected monitor's pixels now, as BGRX.
-    fn grab(&mut self) -> Result<Image, CaptureError>;
+    /// The selected monitor's pixels now, as BGRX, kept by the backend
+    /// until the next grab, with where they may differ from the last grab's.
+    fn grab(&mut self) -> Result<Grab<'_>, CaptureError>;
+
+    /// A copy of the selected monitor's pixels now.
+    fn snapshot(&mut self) -> Result<Image, CaptureError> {
+        self.grab().map(|g| g.image.clone())
+    }
 
     /// Where the pointer is and what it looks like; `None` where the
     /// backend cannot tell. The cursor is not part of the frames: the
     /// viewer draws it, so a moving pointer costs a few bytes, not tiles.
     fn cursor(&mut self) -> Option<CursorSample> {
         None
+    }
+
+    /// While captures are being paced (something keeps drawing), waits up
+    /// to `timeout` for drawing *somewhere else* than what has been busy
+    /// lately (a keystroke's echo beside a scrolling log): `true` if that
+    /// came, so it is captured at once instead of at the next paced frame.
+    /// Backends that cannot tell sleep the timeout and say no.
+    fn wait_urgent(&mut self, timeout: std::time::Duration) -> bool {
+        std::thread::sleep(timeout);
+        false
     }
 
     /// Waits until the screen may have changed, at most `timeout`; `false`

@@ -16,7 +16,7 @@ use std::sync::mpsc;
 
 use lifebuoy_proto::codec::Image;
 
-use super::capture::{Capture, CaptureError, MonitorInfo};
+use super::capture::{Capture, CaptureError, Grab, MonitorInfo};
 
 enum Request {
     Select(usize),
@@ -28,7 +28,7 @@ pub struct NativeCapture {
     monitors: Vec<MonitorInfo>,
     requests: mpsc::SyncSender<Request>,
     replies: mpsc::Receiver<Result<Option<Image>, CaptureError>>,
-    /// The last frame, returned again while the system has no newer one.
+    /// The last frame, kept while the system has no newer one.
     last: Option<Image>,
     /// A frame `wait_change` already fetched.
     pending: Option<Image>,
@@ -188,22 +188,24 @@ impl Capture for NativeCapture {
         }
     }
 
-    fn grab(&mut self) -> Result<Image, CaptureError> {
+    fn grab(&mut self) -> Result<Grab<'_>, CaptureError> {
         if let Some(image) = self.pending.take() {
-            self.last = Some(image.clone());
-            return Ok(image);
-        }
-        // The first frame of a capturer may take a moment to come.
-        for _ in 0..50 {
-            if let Some(image) = self.ask(Request::Grab)? {
-                self.last = Some(image.clone());
-                return Ok(image);
+            self.last = Some(image);
+        } else {
+            // The first frame of a capturer may take a moment to come.
+            for _ in 0..50 {
+                if let Some(image) = self.ask(Request::Grab)? {
+                    self.last = Some(image);
+                }
+                if self.last.is_some() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            if let Some(last) = &self.last {
-                return Ok(last.clone());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        Err(CaptureError::Request("the system delivered no frame".into()))
+        match &self.last {
+            Some(image) => Ok(Grab { image, damage: None }),
+            None => Err(CaptureError::Request("the system delivered no frame".into())),
+        }
     }
 }

@@ -19,7 +19,7 @@ pub fn record(capture: &mut dyn Capture, seconds: f64, fps: f64, out: &Path) -> 
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        let frame = capture.grab()?;
+        let frame = capture.grab()?.image;
         file.write_all(&frame.pixels)?;
         frames += 1;
     }

@@ -22,8 +22,18 @@ use crate::session::{FramedRecv, Link, SessionError};
 
 /// Updates on the way at once.
 pub const IN_FLIGHT: usize = 2;
-/// Shortest time between two captures.
+/// Captures are paced by a bucket of [`BURST`] captures refilled one per
+/// FRAME_INTERVAL: sustained drawing is captured at 60 Hz at most, while
+/// the first change after a pause is captured at once and, since programs
+/// draw in steps (a terminal erases its cursor, draws the character, draws
+/// the cursor), a second capture may follow right away instead of a frame
+/// interval later.
 pub const FRAME_INTERVAL: Duration = Duration::from_millis(16);
+/// Every this many captures the encoder compares the whole frame instead
+/// of only what the display server reported as drawn.
+pub const FULL_CHECK_EVERY: u64 = 30;
+/// Captures allowed back to back after a pause.
+pub const BURST: f64 = 2.0;
 /// Longest wait for a change notification before looking at the pointer
 /// (which moves without changing the image) and checking anyway; also the
 /// poll interval where the display has no change notification.
@@ -148,6 +158,38 @@ async fn send_cursor(link: Link, mut samples: watch::Receiver<CursorWatch>) -> R
     Ok(())
 }
 
+/// The capture pacing (see [`FRAME_INTERVAL`]).
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn refill(&mut self) {
+        let now = Instant::now();
+        let earned = now.duration_since(self.at).as_secs_f64() / FRAME_INTERVAL.as_secs_f64();
+        self.tokens = (self.tokens + earned).min(BURST);
+        self.at = now;
+    }
+
+    /// How long until a capture is allowed.
+    fn wait(&mut self) -> Duration {
+        self.refill();
+        FRAME_INTERVAL.mul_f64((1.0 - self.tokens).max(0.0))
+    }
+
+    fn take(&mut self) {
+        self.refill();
+        self.tokens -= 1.0;
+    }
+
+    /// An urgent capture may run ahead of the pacing by one frame at most.
+    fn may_borrow(&mut self) -> bool {
+        self.refill();
+        self.tokens >= 0.0
+    }
+}
+
 /// The capture thread's state.
 struct CaptureLoop {
     capture: Box<dyn Capture>,
@@ -180,7 +222,8 @@ impl CaptureLoop {
         let mut encoder = Encoder::new();
         let mut seq = 0u64;
         let mut fresh = true;
-        let mut last = Instant::now() - FRAME_INTERVAL;
+        let mut captures = 0u64;
+        let mut bucket = Bucket { tokens: BURST, at: Instant::now() };
         loop {
             // A credit per update: wait for one before capturing, so what
             // is captured is sent at once. The pointer is watched meanwhile.
@@ -196,9 +239,15 @@ impl CaptureLoop {
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
             }
             loop {
-                // At most one capture per FRAME_INTERVAL: a burst of drawing
-                // becomes one update.
-                std::thread::sleep(FRAME_INTERVAL.saturating_sub(last.elapsed()));
+                // Paced: wait for the next frame's turn, unless drawing starts
+                // somewhere new (then capture at once, within a small debt).
+                let wait = bucket.wait();
+                if !wait.is_zero() {
+                    let urgent = self.capture.wait_urgent(wait);
+                    if !(urgent && bucket.may_borrow()) {
+                        std::thread::sleep(bucket.wait());
+                    }
+                }
                 if self.monitor.has_changed().unwrap_or(false) {
                     let wanted = *self.monitor.borrow_and_update();
                     if wanted != selected {
@@ -220,17 +269,20 @@ impl CaptureLoop {
                     }
                     continue;
                 }
-                last = Instant::now();
-                let frame = match self.capture.grab() {
-                    Ok(f) => f,
+                bucket.take();
+                captures += 1;
+                let grabbed = match self.capture.grab() {
+                    Ok(g) => g,
                     Err(e) => {
                         let _ = updates.blocking_send(Err(e));
                         return;
                     }
                 };
                 stats.lock().expect("not poisoned").captured += 1;
-                let (width, height) = (frame.width as u16, frame.height as u16);
-                if let Some((data, _)) = encoder.encode(frame) {
+                let (width, height) = (grabbed.image.width as u16, grabbed.image.height as u16);
+                // Trust the damage report, but compare everything now and then.
+                let damage = grabbed.damage.filter(|_| captures % FULL_CHECK_EVERY != 0);
+                if let Some((data, _)) = encoder.encode_frame(grabbed.image, damage) {
                     seq += 1;
                     fresh = false;
                     let encoded = Encoded { seq, monitor: selected, width, height, data };
@@ -295,6 +347,9 @@ impl ScreenReceiver {
             .spawn(move || {
                 let mut decoder = Decoder::new();
                 let mut waiting = BTreeMap::new();
+                // The published image the viewer has let go of, reused.
+                let mut spare: Option<Image> = None;
+                let mut touched_before: Vec<u32> = Vec::new();
                 let mut next = 1u64;
                 while let Some((seq, monitor, data)) = rx.blocking_recv() {
                     if seq < next || waiting.len() > IN_FLIGHT * 4 {
@@ -304,9 +359,28 @@ impl ScreenReceiver {
                     waiting.insert(seq, (monitor, data));
                     while let Some((monitor, data)) = waiting.remove(&next) {
                         match decoder.decode(&data) {
-                            Ok(img) => {
-                                let frame = Frame { seq: next, monitor, image: Arc::new(img.clone()) };
-                                let _ = image_tx.send(Some(frame));
+                            Ok(_) => {
+                                let img = decoder.image().expect("just decoded");
+                                let (touched, fresh) = decoder.touched();
+                                let copy = match spare.take() {
+                                    // The spare is two updates old: bring it up to date
+                                    // with the tiles of both, not the whole frame.
+                                    Some(mut s) if !fresh && s.pixels.len() == img.pixels.len() => {
+                                        for &index in touched_before.iter().chain(touched) {
+                                            let r = img.tile_rect(index);
+                                            for dy in 0..r.h {
+                                                s.row_mut(r, dy).copy_from_slice(img.row(r, dy));
+                                            }
+                                        }
+                                        s
+                                    }
+                                    _ => img.clone(),
+                                };
+                                touched_before.clear();
+                                touched_before.extend_from_slice(touched);
+                                let frame = Frame { seq: next, monitor, image: Arc::new(copy) };
+                                let old = image_tx.send_replace(Some(frame));
+                                spare = old.and_then(|f| Arc::try_unwrap(f.image).ok());
                             }
                             Err(e) => {
                                 tracing::warn!("screen update {next} refused: {e}");

@@ -4,7 +4,7 @@
 use lifebuoy_proto::codec::Image;
 use lifebuoy_proto::screen::CursorShape;
 
-use super::capture::{Capture, CaptureError, CursorSample, MonitorInfo};
+use super::capture::{Capture, CaptureError, CursorSample, Grab, MonitorInfo};
 
 /// Draws a moving block and a counter-like stripe over a gradient, on one
 /// or more monitors side by side (each with its own tint), and a pointer
@@ -14,6 +14,7 @@ pub struct Synthetic {
     monitors: Vec<MonitorInfo>,
     selected: usize,
     frame: u32,
+    image: Image,
 }
 
 impl Synthetic {
@@ -42,7 +43,7 @@ impl Synthetic {
                 m
             })
             .collect();
-        Synthetic { monitors, selected: 0, frame: 0 }
+        Synthetic { monitors, selected: 0, frame: 0, image: Image::new(1, 1) }
     }
 
     /// The frame `grab` returns after `frames` earlier grabs of monitor `monitor`.
@@ -96,10 +97,10 @@ impl Capture for Synthetic {
         })
     }
 
-    fn grab(&mut self) -> Result<Image, CaptureError> {
+    fn grab(&mut self) -> Result<Grab<'_>, CaptureError> {
         let m = &self.monitors[self.selected];
-        let img = Synthetic::frame_of(m.id, m.width, m.height, self.frame);
+        self.image = Synthetic::frame_of(m.id, m.width, m.height, self.frame);
         self.frame += 1;
-        Ok(img)
+        Ok(Grab { image: &self.image, damage: None })
     }
 }

@@ -10,7 +10,7 @@
 
 use std::fs::File;
 
-use lifebuoy_proto::codec::Image;
+use lifebuoy_proto::codec::{Image, Rect};
 use memmap2::Mmap;
 use x11rb::connection::Connection;
 use x11rb::protocol::randr::ConnectionExt as _;
@@ -20,7 +20,12 @@ use x11rb::rust_connection::RustConnection;
 
 use lifebuoy_proto::screen::{CursorShape, CURSOR_MAX_SIDE};
 
-use super::capture::{Capture, CaptureError, CursorSample, MonitorInfo};
+use super::capture::{Capture, CaptureError, CursorSample, Grab, MonitorInfo};
+
+/// Grabs whose damage counts as "busy" for [`Capture::wait_urgent`]: the
+/// last two (30 ms at 60 Hz). A steady scroller is in every grab; a
+/// keystroke's echo, even in fast typing, in one.
+const BUSY_MEMORY: usize = 2;
 
 /// Captures monitors of one X display.
 pub struct X11Capture {
@@ -30,6 +35,17 @@ pub struct X11Capture {
     damage: Option<u32>,
     /// XFixes is there: the pointer's shape and position can be read.
     cursor: bool,
+    /// An XFixes region the damage is moved into at each grab, where both
+    /// DAMAGE and XFixes are there.
+    region: Option<u32>,
+    /// What the last grab's damage report said, in monitor pixels.
+    last_damage: Option<Vec<Rect>>,
+    /// The selected monitor's pixels as of the last grab.
+    frame: Option<Image>,
+    /// Bounding box (root pixels) of the damage reported since the last grab.
+    pending: Option<Rect>,
+    /// Bounding boxes of the damage of the last few grabs: what is busy.
+    recent: std::collections::VecDeque<Rect>,
     monitors: Vec<MonitorInfo>,
     selected: usize,
     segment: u32,
@@ -85,18 +101,42 @@ impl X11Capture {
             use x11rb::protocol::xfixes::ConnectionExt as _;
             conn.xfixes_query_version(4, 0).ok().and_then(|c| c.reply().ok()).is_some()
         };
-        Ok(X11Capture { conn, root, damage, cursor, monitors, selected: 0, segment, map })
+        let region = match damage {
+            Some(_) if cursor => {
+                use x11rb::protocol::xfixes::ConnectionExt as _;
+                let id = conn.generate_id().map_err(request)?;
+                conn.xfixes_create_region(id, &[]).map_err(request)?.check().ok().map(|()| id)
+            }
+            _ => None,
+        };
+        Ok(X11Capture {
+            conn,
+            root,
+            damage,
+            cursor,
+            region,
+            last_damage: None,
+            frame: None,
+            pending: None,
+            recent: Default::default(),
+            monitors,
+            selected: 0,
+            segment,
+            map,
+        })
     }
 }
 
-/// Asks the server to report changes of the root window (any change at
-/// all: the codec finds where). `None` where DAMAGE is missing: capture
+/// Asks the server to report changes of the root window, each time the
+/// bounding box of what was drawn since the last grab grows: one report per
+/// frame for a steady scroller, and a new one when something starts
+/// drawing elsewhere. `None` where DAMAGE is missing: capture
 /// then polls.
 fn watch_damage(conn: &RustConnection, root: Window) -> Option<u32> {
     use x11rb::protocol::damage::{ConnectionExt as _, ReportLevel};
     conn.damage_query_version(1, 1).ok()?.reply().ok()?;
     let id = conn.generate_id().ok()?;
-    conn.damage_create(id, root, ReportLevel::NON_EMPTY).ok()?.check().ok()?;
+    conn.damage_create(id, root, ReportLevel::BOUNDING_BOX).ok()?.check().ok()?;
     Some(id)
 }
 
@@ -155,28 +195,45 @@ impl Capture for X11Capture {
         let index =
             self.monitors.iter().position(|m| m.id == monitor).ok_or(CaptureError::NoMonitor(monitor))?;
         self.selected = index;
+        (self.last_damage, self.frame) = (None, None);
         Ok(())
     }
 
     fn wait_change(&mut self, timeout: std::time::Duration) -> bool {
-        use std::os::fd::AsFd;
         if self.damage.is_none() {
             std::thread::sleep(timeout);
             return true;
         }
-        if self.drain_damage() {
+        self.drain_damage();
+        if self.pending.is_some() {
             return true;
         }
-        let ms = nix::poll::PollTimeout::from(timeout.as_millis().min(u16::MAX as u128) as u16);
-        let ready = {
-            let mut fds = [nix::poll::PollFd::new(self.conn.stream().as_fd(), nix::poll::PollFlags::POLLIN)];
-            nix::poll::poll(&mut fds, ms)
-        };
-        match ready {
-            Ok(0) => false,
-            Ok(_) => self.drain_damage(),
+        match self.poll_events(timeout) {
+            Ok(false) => false,
+            Ok(true) => {
+                self.drain_damage();
+                self.pending.is_some()
+            }
             // Unsure: let the caller look.
             Err(_) => true,
+        }
+    }
+
+    fn wait_urgent(&mut self, timeout: std::time::Duration) -> bool {
+        if self.damage.is_none() {
+            std::thread::sleep(timeout);
+            return false;
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            self.drain_damage();
+            if self.urgent() {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() || self.poll_events(left).is_err() {
+                return false;
+            }
         }
     }
 
@@ -184,29 +241,124 @@ impl Capture for X11Capture {
         self.read_cursor()
     }
 
-    fn grab(&mut self) -> Result<Image, CaptureError> {
-        let m = &self.monitors[self.selected];
-        let reply = self
-            .conn
+    fn grab(&mut self) -> Result<Grab<'_>, CaptureError> {
+        let m = self.monitors[self.selected].clone();
+        let fits = self.frame.as_ref().is_some_and(|f| f.width == m.width && f.height == m.height);
+        // Take the damage so far (which also re-arms its reports), then the
+        // pixels: drawing between the two is in the image and reported
+        // again next time, so nothing is missed.
+        let damage = if fits { self.take_damage(&m)? } else { self.take_damage(&m).map(|_| None)? };
+        self.drain_damage();
+        if let Some(p) = self.pending.take() {
+            if self.recent.len() == BUSY_MEMORY {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(p);
+        }
+        let area: u64 = damage.iter().flatten().map(|r| u64::from(r.w) * u64::from(r.h)).sum();
+        let frame = self.frame.get_or_insert_with(|| Image::new(m.width, m.height));
+        if !fits {
+            *frame = Image::new(m.width, m.height);
+        }
+        match &damage {
+            // Only what was drawn: a typed character costs a few hundred bytes
+            // of copying instead of a whole frame.
+            Some(rects) if area * 2 < u64::from(m.width) * u64::from(m.height) => {
+                fetch(&self.conn, self.root, self.segment, &self.map, &m, rects, frame)?;
+            }
+            _ => {
+                let whole = [Rect { x: 0, y: 0, w: m.width, h: m.height }];
+                fetch(&self.conn, self.root, self.segment, &self.map, &m, &whole, frame)?;
+            }
+        }
+        self.last_damage = damage;
+        Ok(Grab { image: self.frame.as_ref().expect("filled above"), damage: self.last_damage.as_deref() })
+    }
+}
+
+/// Copies `rects` (monitor pixels, disjoint) of the screen into `frame`
+/// through the shared segment: all requests go out at once, each into its
+/// own part of the segment, then the replies are awaited and copied.
+fn fetch(
+    conn: &RustConnection,
+    root: Window,
+    segment: u32,
+    map: &Mmap,
+    m: &MonitorInfo,
+    rects: &[Rect],
+    frame: &mut Image,
+) -> Result<(), CaptureError> {
+    let mut cookies = Vec::with_capacity(rects.len());
+    let mut offset = 0usize;
+    for r in rects {
+        let len = r.w as usize * r.h as usize * 4;
+        if offset + len > map.len() {
+            return Err(CaptureError::Request("damage larger than the screen".into()));
+        }
+        let cookie = conn
             .shm_get_image(
-                self.root,
-                m.x as i16,
-                m.y as i16,
-                m.width as u16,
-                m.height as u16,
+                root,
+                (m.x + r.x as i32) as i16,
+                (m.y + r.y as i32) as i16,
+                r.w as u16,
+                r.h as u16,
                 !0,
                 ImageFormat::Z_PIXMAP.into(),
-                self.segment,
-                0,
+                segment,
+                offset as u32,
             )
-            .map_err(request)?
-            .reply()
             .map_err(request)?;
-        let len = m.width as usize * m.height as usize * 4;
-        if reply.size as usize != len {
+        cookies.push((cookie, offset, *r));
+        offset += len;
+    }
+    for (cookie, offset, r) in cookies {
+        let reply = cookie.reply().map_err(request)?;
+        let row = r.w as usize * 4;
+        if reply.size as usize != row * r.h as usize {
             return Err(CaptureError::Unsupported("a pixel format other than 32 bits per pixel"));
         }
-        Ok(Image { width: m.width, height: m.height, pixels: self.map[..len].to_vec() })
+        for dy in 0..r.h {
+            let at = offset + dy as usize * row;
+            frame.row_mut(r, dy).copy_from_slice(&map[at..at + row]);
+        }
+    }
+    Ok(())
+}
+
+impl X11Capture {
+    /// Moves the damage reported so far out of the server (re-arming its
+    /// reports) and returns it in monitor pixels, clipped; `None` where the
+    /// server cannot say.
+    fn take_damage(&mut self, m: &MonitorInfo) -> Result<Option<Vec<Rect>>, CaptureError> {
+        use x11rb::protocol::damage::ConnectionExt as _;
+        use x11rb::protocol::xfixes::ConnectionExt as _;
+        let (Some(d), Some(region)) = (self.damage, self.region) else {
+            if let Some(d) = self.damage {
+                self.conn.damage_subtract(d, x11rb::NONE, x11rb::NONE).map_err(request)?;
+            }
+            return Ok(None);
+        };
+        self.conn.damage_subtract(d, x11rb::NONE, region).map_err(request)?;
+        let reply = self.conn.xfixes_fetch_region(region).map_err(request)?.reply().map_err(request)?;
+        Ok(Some(
+            reply
+                .rectangles
+                .iter()
+                .filter_map(|d| {
+                    // Root coordinates to this monitor's, clipped to it.
+                    let x0 = (i32::from(d.x) - m.x).max(0);
+                    let y0 = (i32::from(d.y) - m.y).max(0);
+                    let x1 = (i32::from(d.x) + i32::from(d.width) - m.x).min(m.width as i32);
+                    let y1 = (i32::from(d.y) + i32::from(d.height) - m.y).min(m.height as i32);
+                    (x0 < x1 && y0 < y1).then(|| Rect {
+                        x: x0 as u32,
+                        y: y0 as u32,
+                        w: (x1 - x0) as u32,
+                        h: (y1 - y0) as u32,
+                    })
+                })
+                .collect(),
+        ))
     }
 }
 
@@ -226,21 +378,37 @@ impl X11Capture {
     }
 
     /// Takes every queued event; whether a damage report was among them.
-    fn drain_damage(&mut self) -> bool {
+    fn drain_damage(&mut self) {
         use x11rb::protocol::Event;
-        let mut damaged = false;
         while let Ok(Some(event)) = self.conn.poll_for_event() {
-            damaged |= matches!(event, Event::DamageNotify(_));
-        }
-        if damaged {
-            if let Some(d) = self.damage {
-                // Re-arm: with NON_EMPTY the next report comes after the next change.
-                use x11rb::protocol::damage::ConnectionExt as _;
-                let _ = self.conn.damage_subtract(d, x11rb::NONE, x11rb::NONE);
-                let _ = self.conn.flush();
+            if let Event::DamageNotify(d) = event {
+                let area = Rect {
+                    x: d.area.x.max(0) as u32,
+                    y: d.area.y.max(0) as u32,
+                    w: u32::from(d.area.width),
+                    h: u32::from(d.area.height),
+                };
+                self.pending = Some(self.pending.map_or(area, |p| p.union(&area)));
             }
         }
-        damaged
+    }
+
+    /// Whether the damage since the last grab reaches outside what the
+    /// last few grabs found busy (or nothing was busy).
+    fn urgent(&self) -> bool {
+        let Some(pending) = self.pending else { return false };
+        match self.recent.iter().copied().reduce(|a, b| a.union(&b)) {
+            Some(hot) => !hot.contains(&pending),
+            None => true,
+        }
+    }
+
+    /// Waits up to `timeout` for the X connection to have something to read.
+    fn poll_events(&self, timeout: std::time::Duration) -> Result<bool, nix::Error> {
+        use std::os::fd::AsFd;
+        let ms = nix::poll::PollTimeout::from(timeout.as_millis().clamp(1, u16::MAX as u128) as u16);
+        let mut fds = [nix::poll::PollFd::new(self.conn.stream().as_fd(), nix::poll::PollFlags::POLLIN)];
+        nix::poll::poll(&mut fds, ms).map(|n| n > 0)
     }
 }
 

@@ -55,3 +55,29 @@ pub fn xterm(started: &mut Started, display: &str) -> String {
     std::thread::sleep(Duration::from_millis(700));
     window
 }
+
+/// An agent and a viewer session, pinned to each other, on loopback.
+pub async fn session_pair() -> (lifebuoy::session::Session, lifebuoy::session::Session) {
+    use std::sync::Arc;
+
+    use lifebuoy::net::{make_endpoint, Identity};
+    use lifebuoy::proto::hello::Capabilities;
+    use lifebuoy::proto::Role;
+    use lifebuoy::session::{LocalSide, Session};
+
+    let side = |role| {
+        let identity = Arc::new(Identity::generate("test").unwrap());
+        let endpoint = make_endpoint("127.0.0.1:0".parse().unwrap(), Some(&identity)).unwrap();
+        (LocalSide { identity, role, name: String::new(), capabilities: Capabilities::default() }, endpoint)
+    };
+    let (viewer, viewer_ep) = side(Role::Viewer);
+    let (agent, agent_ep) = side(Role::Agent);
+    let addr = viewer_ep.local_addr().unwrap();
+    let (v, a) = tokio::join!(
+        async {
+            Session::accept(viewer_ep.accept().await.unwrap(), &viewer, agent.identity.fingerprint()).await
+        },
+        Session::connect(&agent_ep, addr, &agent, viewer.identity.fingerprint())
+    );
+    (a.unwrap(), v.unwrap())
+}

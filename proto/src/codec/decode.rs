@@ -31,6 +31,8 @@ impl Op {
 pub struct Decoder {
     image: Option<Image>,
     background: Background,
+    touched: Vec<u32>,
+    fresh: bool,
 }
 
 impl Decoder {
@@ -42,6 +44,13 @@ impl Decoder {
     /// The current frame, once one was decoded.
     pub fn image(&self) -> Option<&Image> {
         self.image.as_ref()
+    }
+
+    /// The tiles the last successful update wrote (ascending), and whether
+    /// it started a new frame (then everything is new): lets a viewer
+    /// refresh only what changed in its own copy or texture.
+    pub fn touched(&self) -> (&[u32], bool) {
+        (&self.touched, self.fresh)
     }
 
     /// Applies one update. On error the current frame is unchanged.
@@ -198,6 +207,9 @@ impl Decoder {
             at += op.payload_len(*rect);
         }
         self.background.settle(image, ops.iter().map(|(index, _, _)| *index));
+        self.touched.clear();
+        self.touched.extend(ops.iter().map(|(index, _, _)| *index));
+        self.fresh = !has_prev;
         Ok(image)
     }
 }

@@ -80,7 +80,59 @@ impl Encoder {
 
     /// Encodes `image` against the previous frame. `None` if nothing changed.
     pub fn encode(&mut self, image: Image) -> Option<(Vec<u8>, EncoderStats)> {
+        let (update, _) = self.encode_inner(&image, None);
+        self.prev = Some(image);
+        update
+    }
+
+    /// Encodes a frame the caller keeps (a capture backend's buffer), told
+    /// where it may differ from the previous one (the display server's
+    /// damage report): tiles outside `damaged` are taken as unchanged
+    /// without comparing them, and only changed tiles are copied into the
+    /// encoder's own previous frame, so a small change costs no full-frame
+    /// work anywhere. A report that missed a change leaves stale pixels on
+    /// the viewer until the next full comparison (`damaged` = `None`), so
+    /// callers make one now and then.
+    pub fn encode_frame(
+        &mut self,
+        image: &Image,
+        damaged: Option<&[Rect]>,
+    ) -> Option<(Vec<u8>, EncoderStats)> {
+        let (update, changed) = self.encode_inner(image, damaged);
+        match &mut self.prev {
+            Some(p) if p.width == image.width && p.height == image.height && update.is_some() => {
+                for &index in &changed {
+                    let r = image.tile_rect(index);
+                    for dy in 0..r.h {
+                        p.row_mut(r, dy).copy_from_slice(image.row(r, dy));
+                    }
+                }
+            }
+            Some(p) if p.width == image.width && p.height == image.height => {}
+            _ => self.prev = Some(image.clone()),
+        }
+        update
+    }
+
+    /// The update, and the tiles it changed. Leaves `self.prev` as it was
+    /// (or `None` where it does not match `image`'s size).
+    fn encode_inner(
+        &mut self,
+        image: &Image,
+        damaged: Option<&[Rect]>,
+    ) -> (Option<(Vec<u8>, EncoderStats)>, Vec<u32>) {
         let prev = self.prev.take().filter(|p| p.width == image.width && p.height == image.height);
+        let update = self.encode_against(prev.as_ref(), image, damaged);
+        self.prev = prev;
+        update
+    }
+
+    fn encode_against(
+        &mut self,
+        prev: Option<&Image>,
+        image: &Image,
+        damaged: Option<&[Rect]>,
+    ) -> (Option<(Vec<u8>, EncoderStats)>, Vec<u32>) {
         if prev.is_none() {
             self.background.reset();
         }
@@ -88,14 +140,19 @@ impl Encoder {
         let mut stats = EncoderStats { tiles: cols * rows, ..Default::default() };
         let mut ops = Vec::new();
         self.payload.clear();
-        let changed: Vec<u32> = match &prev {
-            Some(p) => (0..cols * rows).filter(|&i| !same(p, &image, image.tile_rect(i))).collect(),
+        let changed: Vec<u32> = match prev {
+            Some(p) => (0..cols * rows)
+                .filter(|&i| {
+                    let r = image.tile_rect(i);
+                    damaged.is_none_or(|d| d.iter().any(|d| d.overlaps(&r))) && !same(p, image, r)
+                })
+                .collect(),
             None => (0..cols * rows).collect(),
         };
         let mut offsets: Vec<(i64, i64)> = Vec::new();
-        if let Some(p) = &prev {
-            let found = motion::vertical_offsets(p, &image, &changed).into_iter().map(|dy| (0, dy));
-            for d in found.chain(motion::moved_offsets(p, &image, &changed)) {
+        if let Some(p) = prev {
+            let found = motion::vertical_offsets(p, image, &changed).into_iter().map(|dy| (0, dy));
+            for d in found.chain(motion::moved_offsets(p, image, &changed)) {
                 if !offsets.contains(&d) {
                     offsets.push(d);
                 }
@@ -103,9 +160,9 @@ impl Encoder {
         }
         for &index in &changed {
             let r = image.tile_rect(index);
-            let op = match &prev {
-                Some(p) => self.choose(p, &image, index, &offsets),
-                None => uniform(&image, r).map_or(Op::Raw, Op::Fill),
+            let op = match prev {
+                Some(p) => self.choose(p, image, index, &offsets),
+                None => uniform(image, r).map_or(Op::Raw, Op::Fill),
             };
             match op {
                 Op::Raw => {
@@ -116,7 +173,7 @@ impl Encoder {
                 }
                 Op::Xor => {
                     stats.xor += 1;
-                    let p = prev.as_ref().expect("XOR is chosen only with a previous frame");
+                    let p = prev.expect("XOR is chosen only with a previous frame");
                     for dy in 0..r.h {
                         self.payload.extend(image.row(r, dy).iter().zip(p.row(r, dy)).map(|(a, b)| a ^ b));
                     }
@@ -131,12 +188,10 @@ impl Encoder {
         }
         if ops.is_empty() {
             // No update: the decoder ages nothing either.
-            self.prev = Some(image);
-            return None;
+            return (None, changed);
         }
-        self.background.settle(&image, changed.iter().copied());
-        self.prev = Some(image);
-        let current = self.prev.as_ref().expect("just stored");
+        self.background.settle(image, changed.iter().copied());
+        let current = image;
         let mut out = Vec::with_capacity(self.payload.len() / 4 + 64);
         out.push(VERSION);
         out.push(if prev.is_none() { FLAG_FRESH } else { 0 });
@@ -174,7 +229,7 @@ impl Encoder {
             put_varint(&mut out, compressed.len() as u64);
             out.extend_from_slice(&compressed);
         }
-        Some((out, stats))
+        (Some((out, stats)), changed)
     }
 
     /// The operation for changed tile `index`; a mixed tile's payload is

@@ -30,6 +30,40 @@ pub struct Rect {
     pub h: u32,
 }
 
+impl Rect {
+    /// The smallest rectangle holding both.
+    pub fn union(&self, other: &Rect) -> Rect {
+        let x = self.x.min(other.x);
+        let y = self.y.min(other.y);
+        let x1 = (u64::from(self.x) + u64::from(self.w)).max(u64::from(other.x) + u64::from(other.w));
+        let y1 = (u64::from(self.y) + u64::from(self.h)).max(u64::from(other.y) + u64::from(other.h));
+        Rect {
+            x,
+            y,
+            w: (x1 - u64::from(x)).min(u64::from(u32::MAX)) as u32,
+            h: (y1 - u64::from(y)).min(u64::from(u32::MAX)) as u32,
+        }
+    }
+
+    /// Whether `other` lies wholly inside.
+    pub fn contains(&self, other: &Rect) -> bool {
+        other.x >= self.x
+            && other.y >= self.y
+            && u64::from(other.x) + u64::from(other.w) <= u64::from(self.x) + u64::from(self.w)
+            && u64::from(other.y) + u64::from(other.h) <= u64::from(self.y) + u64::from(self.h)
+    }
+
+    /// Whether the two share at least one pixel.
+    pub fn overlaps(&self, other: &Rect) -> bool {
+        let (ax1, ay1) = (u64::from(self.x) + u64::from(self.w), u64::from(self.y) + u64::from(self.h));
+        let (bx1, by1) = (u64::from(other.x) + u64::from(other.w), u64::from(other.y) + u64::from(other.h));
+        u64::from(self.x) < bx1
+            && u64::from(other.x) < ax1
+            && u64::from(self.y) < by1
+            && u64::from(other.y) < ay1
+    }
+}
+
 impl Image {
     /// A black image.
     pub fn new(width: u32, height: u32) -> Image {

@@ -374,3 +374,45 @@ fn unknown_flags_and_fresh_updates_that_refer_back_are_refused() {
     assert_eq!(dec.decode(&fresh), Err(CodecError::NoReference));
     dec.decode(&second).unwrap();
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// The borrowing encoder (capture backends keep their frame) sends the
+    /// same bytes as the owning one; told exactly where an edit was, it
+    /// still delivers every frame bit-exact.
+    #[test]
+    fn encode_frame_matches_encode_and_honours_damage(
+        seed in any::<u64>(), edits in prop::collection::vec(edit(), 1..20)
+    ) {
+        let (mut owning, mut borrowing, mut hinted) = (Encoder::new(), Encoder::new(), Encoder::new());
+        let mut dec = Decoder::new();
+        let mut frame = noise(300, 200, seed);
+        let first = owning.encode(frame.clone()).unwrap().0;
+        prop_assert_eq!(&borrowing.encode_frame(&frame, None).unwrap().0, &first);
+        dec.decode(&hinted.encode_frame(&frame, None).unwrap().0).unwrap();
+        for e in &edits {
+            if matches!(e, Edit::Resize { .. }) {
+                continue;
+            }
+            let next = apply(&frame, e);
+            let a = owning.encode(next.clone()).map(|u| u.0);
+            let b = borrowing.encode_frame(&next, None).map(|u| u.0);
+            prop_assert_eq!(&a, &b);
+            // The exact changed area, as a display server would report it.
+            let changed: Vec<Rect> = (0..next.height)
+                .flat_map(|y| (0..next.width).map(move |x| (x, y)))
+                .filter(|&(x, y)| {
+                    let i = ((y * next.width + x) * 4) as usize;
+                    next.pixels[i..i + 4] != frame.pixels[i..i + 4]
+                })
+                .map(|(x, y)| Rect { x, y, w: 1, h: 1 })
+                .collect();
+            match hinted.encode_frame(&next, Some(&changed)) {
+                Some((u, _)) => { prop_assert_eq!(dec.decode(&u).unwrap(), &next); }
+                None => prop_assert_eq!(dec.image().unwrap(), &next),
+            }
+            frame = next;
+        }
+    }
+}
