@@ -24,16 +24,18 @@ test: setup
     scripts/test-windows
 
 # Benchmarks; numbers go to docs/performance.md.
-bench:
+bench: setup
     cargo bench --bench handshake
     cargo bench --bench rendezvous_load
+    cargo bench --bench screen_latency
 
 # Cross-compile lifebuoy.exe for Windows (x86_64-pc-windows-gnu); extra args go to cargo build.
 build-windows *args: setup
     scripts/build-windows {{args}}
 
 # Record desktop workloads (typing, scroll, drag, video) under Xvfb for the codec bench.
-record-workloads: setup
+record-workloads:
+    LIFEBUOY_SETUP_MEDIA=1 scripts/setup
     cargo build --release --quiet
     scripts/record-workloads target/workloads 10
 

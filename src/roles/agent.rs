@@ -117,7 +117,8 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
     let mut session = session;
     let screen = share_screen(&session, options.display.as_deref());
     if let Some(shared) = &screen {
-        let monitors = shared.monitors.iter().map(MonitorInfo::to_wire).collect();
+        // The layout message carries 16 monitors at most.
+        let monitors = shared.monitors.iter().take(16).map(MonitorInfo::to_wire).collect();
         session.control.tx.send(&Control::ScreenLayout { monitors }).await?;
     }
     let deadline = async {
