@@ -28,6 +28,7 @@ bench: setup
     cargo bench --bench handshake
     cargo bench --bench rendezvous_load
     cargo bench --bench screen_latency
+    cargo bench --bench input_latency
 
 # Cross-compile lifebuoy.exe for Windows (x86_64-pc-windows-gnu); extra args go to cargo build.
 build-windows *args: setup

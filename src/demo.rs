@@ -60,6 +60,7 @@ async fn demo() -> anyhow::Result<()> {
             sessions: 1,
             screenshot: None,
             monitor: None,
+            type_text: None,
         },
     ));
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -77,6 +78,7 @@ async fn demo() -> anyhow::Result<()> {
         end_after_connect: desktop.is_none(),
         end_after: Some(std::time::Duration::from_secs(2)),
         display: desktop.as_ref().map(|d| d.display.clone()),
+        view_only: false,
     })
     .await?;
     viewer.await??;

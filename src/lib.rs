@@ -5,6 +5,7 @@
 //! QUIC endpoint, and the session both roles use.
 
 pub mod config;
+pub mod input;
 pub mod net;
 pub mod rendezvous;
 pub mod roles;

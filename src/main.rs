@@ -112,6 +112,9 @@ enum Command {
         /// X display to share (default: $DISPLAY).
         #[arg(long, value_name = "DISPLAY")]
         display: Option<String>,
+        /// Let the technician see the screen but not move the mouse or type.
+        #[arg(long)]
+        view_only: bool,
     },
     /// The technician's side, without a window: answer requests.
     Viewer {
@@ -132,6 +135,9 @@ enum Command {
         /// Show this monitor of the customer's (ids as the session lists them).
         #[arg(long, value_name = "ID")]
         monitor: Option<u8>,
+        /// Type this text (then Enter) on the customer's machine once the screen shows.
+        #[arg(long, value_name = "TEXT")]
+        type_text: Option<String>,
     },
     /// Try lifebuoy on this machine: rendezvous, viewer and agent on
     /// loopback, with the agent sharing its own Xvfb desktop.
@@ -225,16 +231,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 limits,
             ))
         }
-        Command::Agent { server, staff, label, end_after_connect, end_after, display } => runtime()?
-            .block_on(roles::agent::run(roles::agent::AgentOptions {
+        Command::Agent { server, staff, label, end_after_connect, end_after, display, view_only } => {
+            runtime()?.block_on(roles::agent::run(roles::agent::AgentOptions {
                 server: server.into(),
                 staff,
                 label,
                 end_after_connect,
                 end_after: end_after.map(std::time::Duration::from_secs_f64),
                 display,
-            })),
-        Command::Viewer { server, name, accept_all, sessions, screenshot, monitor } => {
+                view_only,
+            }))
+        }
+        Command::Viewer { server, name, accept_all, sessions, screenshot, monitor, type_text } => {
             let identity = key(dir, TECHNICIAN_KEY, &name)?;
             runtime()?.block_on(roles::viewer::run(
                 identity,
@@ -245,6 +253,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     sessions,
                     screenshot,
                     monitor,
+                    type_text,
                 },
             ))
         }

@@ -1,7 +1,8 @@
 //! The product end to end with real processes: a rendezvous, a technician's
 //! viewer and a customer's agent sharing a real X display (Xvfb with an
 //! xterm), all on loopback. The technician's last picture of the screen
-//! equals the screen.
+//! equals the screen, and what the technician types arrives in a terminal
+//! on the customer's display.
 
 #![cfg(target_os = "linux")]
 
@@ -37,11 +38,28 @@ fn read_ppm(path: &std::path::Path) -> (u32, u32, Vec<u8>) {
 }
 
 #[test]
-fn technician_sees_exactly_the_customers_screen() {
+fn technician_sees_exactly_the_customers_screen_and_types_into_it() {
     let mut started = Started(Vec::new());
     let display = xvfb(&mut started, "800x600x24");
     let _window = xterm(&mut started, &display);
     let dir = tempfile::tempdir().unwrap();
+    // A terminal that writes what is typed into it to a file, focused.
+    let typed = dir.path().join("typed.txt");
+    let terminal = Command::new("xterm")
+        .env("DISPLAY", &display)
+        .env("LC_ALL", "C.UTF-8")
+        .args(["-u8", "-geometry", "60x5+300+300", "-title", "customer-terminal", "-e", "sh", "-c"])
+        .arg(format!("stty -echo; cat > '{}'", typed.display()))
+        .spawn()
+        .unwrap();
+    started.0.push(terminal);
+    let focused = Command::new("timeout")
+        .args(["20", "xdotool", "search", "--sync", "--name", "customer-terminal", "windowfocus", "--sync"])
+        .env("DISPLAY", &display)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(focused.success());
     let rv_pin = id(&dir.path().join("rv"), true);
     let tech = id(&dir.path().join("tech"), false);
     let staff = dir.path().join("staff.toml");
@@ -91,6 +109,7 @@ fn technician_sees_exactly_the_customers_screen() {
         ])
         .arg("--screenshot")
         .arg(&shot)
+        .args(["--type-text", "Grüße aus dem Support"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -126,6 +145,8 @@ fn technician_sees_exactly_the_customers_screen() {
     let mut viewer_out = String::new();
     std::io::Read::read_to_string(viewer.stdout.as_mut().unwrap(), &mut viewer_out).unwrap();
     assert!(viewer_out.contains("screen: saved"), "{viewer_out}");
+    assert!(agent_out.contains("control yes"), "{agent_out}");
+    assert_eq!(std::fs::read_to_string(&typed).unwrap(), "Grüße aus dem Support\n", "{viewer_out}");
 
     let (w, h, rgb) = read_ppm(&shot);
     let screen = X11Capture::open(Some(&display)).unwrap().snapshot().unwrap();

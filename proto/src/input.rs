@@ -29,6 +29,9 @@ pub enum Input {
         button: MouseButton,
         /// Down (true) or up.
         pressed: bool,
+        /// Modifiers held (Shift+click, Ctrl+click): the agent holds
+        /// exactly these while it clicks.
+        modifiers: Modifiers,
     },
     /// Wheel or touchpad scrolling; positive is right and down.
     Wheel {
@@ -38,6 +41,8 @@ pub enum Input {
         dy: i16,
         /// What the amounts count.
         unit: WheelUnit,
+        /// Modifiers held (Ctrl+wheel zooms).
+        modifiers: Modifiers,
     },
     /// A key went down or up.
     Key {
@@ -47,10 +52,13 @@ pub enum Input {
         logical: Option<char>,
         /// Down (true) or up.
         pressed: bool,
-        /// Modifier state after this event.
+        /// Modifiers held with it: the agent holds exactly these while it
+        /// presses the key. A modifier key itself (HID 0xE0..=0xE7) is
+        /// pressed as a key.
         modifiers: Modifiers,
     },
-    /// Printable text to type as characters, whatever the agent's layout.
+    /// Printable text to type as characters, whatever the agent's layout
+    /// (the agent releases the modifiers it holds first).
     Text {
         /// At most [`TEXT_MAX`] bytes, no control characters.
         text: String,
@@ -60,7 +68,7 @@ pub enum Input {
 }
 
 /// Mouse buttons.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum MouseButton {
     /// Primary.

@@ -91,8 +91,8 @@ fn screens() -> Vec<Screen> {
 fn inputs() -> Vec<Input> {
     let mut v = vec![
         Input::PointerMove { monitor: 0, x: 1919, y: 0 },
-        Input::Wheel { dx: -1, dy: 3, unit: WheelUnit::Line },
-        Input::Wheel { dx: 0, dy: -120, unit: WheelUnit::Pixel },
+        Input::Wheel { dx: -1, dy: 3, unit: WheelUnit::Line, modifiers: Modifiers(Modifiers::CTRL) },
+        Input::Wheel { dx: 0, dy: -120, unit: WheelUnit::Pixel, modifiers: Modifiers::default() },
         Input::Key {
             physical: 0x04,
             logical: Some('ä'),
@@ -106,7 +106,7 @@ fn inputs() -> Vec<Input> {
     for button in
         [MouseButton::Left, MouseButton::Right, MouseButton::Middle, MouseButton::Back, MouseButton::Forward]
     {
-        v.push(Input::Button { button, pressed: true });
+        v.push(Input::Button { button, pressed: true, modifiers: Modifiers(Modifiers::SHIFT) });
     }
     v
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use lifebuoy_proto::control::{Control, EndReason};
+use lifebuoy_proto::control::{Control, EndReason, Permissions};
 use lifebuoy_proto::hello::Capabilities;
 use lifebuoy_proto::rendezvous::{FromRendezvous, Presence, Refusal, StaffEntry, ToRendezvous};
 use lifebuoy_proto::Role;
@@ -33,6 +33,8 @@ pub struct AgentOptions {
     pub end_after: Option<std::time::Duration>,
     /// The X display to share (`None`: `$DISPLAY`, if set).
     pub display: Option<String>,
+    /// Let the technician see but not control.
+    pub view_only: bool,
 }
 
 /// Why no technician could be reached, in the customer's words.
@@ -121,6 +123,15 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
         let monitors = shared.monitors.iter().take(16).map(MonitorInfo::to_wire).collect();
         session.control.tx.send(&Control::ScreenLayout { monitors }).await?;
     }
+    let control = take_input(&session, screen.as_ref(), options.display.as_deref(), !options.view_only);
+    let permissions =
+        Permissions { view: screen.is_some(), control: control.is_some(), files: false, clipboard: false };
+    session.control.tx.send(&Control::Permissions(permissions)).await?;
+    say!(
+        "technician may: see the screen {}, control {}",
+        if permissions.view { "yes" } else { "no" },
+        if permissions.control { "yes" } else { "no" }
+    );
     let deadline = async {
         match options.end_after {
             Some(after) => tokio::time::sleep(after).await,
@@ -173,6 +184,52 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
     }
     endpoint.quic.wait_idle().await;
     Ok(())
+}
+
+/// Applies the technician's input from every input stream of the session
+/// (when allowed; otherwise input streams are refused); the returned
+/// handle's thread releases every held key when the session is gone.
+fn take_input(
+    session: &crate::session::Session,
+    screen: Option<&SharedScreen>,
+    display: Option<&str>,
+    allowed: bool,
+) -> Option<crate::input::InjectorHandle> {
+    use crate::input::{receive_input, Injector, InjectorHandle};
+    use crate::session::IncomingStream;
+    let injector = match screen {
+        Some(shared) if allowed => {
+            let display = display.map(str::to_owned).or_else(|| std::env::var("DISPLAY").ok());
+            match Injector::open(display.as_deref(), shared.monitors.clone(), true) {
+                Ok(i) => Some(InjectorHandle::start(i)),
+                Err(e) => {
+                    say!("remote control unavailable: {e}");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let (link, handle) = (session.link.clone(), injector.clone());
+    tokio::spawn(async move {
+        while let Ok(stream) = link.accept().await {
+            match (stream, &handle) {
+                (IncomingStream::Input(s), Some(handle)) => {
+                    let handle = handle.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = receive_input(s, &handle).await {
+                            tracing::debug!("input stream: {e}");
+                        }
+                    });
+                }
+                // View only, or files (their issue): refused.
+                (IncomingStream::Input(mut s), None) => s.stop(lifebuoy_proto::close::STREAM_PROTOCOL_ERROR),
+                (IncomingStream::File(mut f), _) => f.stop(lifebuoy_proto::close::STREAM_PROTOCOL_ERROR),
+                (IncomingStream::Screen(mut s), _) => s.stop(lifebuoy_proto::close::STREAM_PROTOCOL_ERROR),
+            }
+        }
+    });
+    injector
 }
 
 /// The screen being shared.

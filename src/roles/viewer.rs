@@ -33,6 +33,9 @@ pub struct ViewerOptions {
     pub screenshot: Option<std::path::PathBuf>,
     /// The customer's monitor to show, if not the first.
     pub monitor: Option<u8>,
+    /// Text to type on the customer's machine (then Enter) once the screen
+    /// shows (scripted tests and the demo).
+    pub type_text: Option<String>,
 }
 
 /// Hands the peer's streams to whoever handles them.
@@ -52,6 +55,26 @@ async fn route_streams(link: crate::session::Link, screen: Arc<ScreenReceiver>) 
             IncomingStream::Input(mut i) => i.stop(lifebuoy_proto::close::STREAM_PROTOCOL_ERROR),
         }
     }
+}
+
+/// Types `text` and Enter on the customer's machine once the first picture
+/// has come (so the technician, like a person, acts on what is shown).
+async fn type_when_shown(link: crate::session::Link, screen: Arc<ScreenReceiver>, text: String) {
+    use lifebuoy_proto::input::{Input, Modifiers};
+    let mut image = screen.image.clone();
+    if image.wait_for(|f| f.is_some()).await.is_err() {
+        return;
+    }
+    let sender = crate::input::InputSender::start(link);
+    let enter = |pressed| Input::Key { physical: 0x28, logical: None, pressed, modifiers: Modifiers(0) };
+    for input in [Input::Text { text: text.clone() }, enter(true), enter(false)] {
+        if sender.send(input).is_err() {
+            return;
+        }
+    }
+    say!("typed {text:?}");
+    // Keep the stream open until the session ends (closing it would release keys).
+    std::future::pending::<()>().await;
 }
 
 /// Says what the screen stream showed, and saves its last picture if asked.
@@ -135,6 +158,9 @@ pub async fn run(identity: Identity, options: ViewerOptions) -> anyhow::Result<(
                         let mut session = link.session;
                         let screen = Arc::new(ScreenReceiver::start());
                         let streams = tokio::spawn(route_streams(session.link.clone(), screen.clone()));
+                        let typing = options.type_text.clone().map(|text| {
+                            tokio::spawn(type_when_shown(session.link.clone(), screen.clone(), text))
+                        });
                         let ended_here = loop {
                             tokio::select! {
                                 why = session.link.closed() => {
@@ -155,6 +181,11 @@ pub async fn run(identity: Identity, options: ViewerOptions) -> anyhow::Result<(
                                         }
                                     }
                                     Ok(Some(Control::End { reason })) => say!("customer ends the session ({reason:?})"),
+                                    Ok(Some(Control::Permissions(p))) => say!(
+                                        "customer allows: see the screen {}, control {}",
+                                        if p.view { "yes" } else { "no" },
+                                        if p.control { "yes" } else { "no" }
+                                    ),
                                     Ok(Some(_)) => {}
                                     Ok(None) | Err(_) => {
                                         let why = session.link.closed().await;
@@ -169,6 +200,9 @@ pub async fn run(identity: Identity, options: ViewerOptions) -> anyhow::Result<(
                             }
                         };
                         streams.abort();
+                        if let Some(t) = typing {
+                            t.abort();
+                        }
                         report_screen(&screen, options.screenshot.as_deref());
                         if ended_here {
                             rv.close();

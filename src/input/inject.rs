@@ -1,0 +1,265 @@
+//! The agent's side: input messages applied to the customer's desktop
+//! through enigo (XTEST on X11, on the display chosen explicitly).
+//!
+//! The injector remembers every key, button and modifier it pressed, so it
+//! can release them all when the session ends, the connection drops, the
+//! technician's window loses focus, or the customer turns control off: a
+//! Shift or Ctrl left down on the customer's machine would make it unusable
+//! after the session. Dropping the injector releases them too.
+
+use std::collections::BTreeSet;
+
+use enigo::{Axis, Coordinate, Direction, Enigo, Keyboard, Mouse, Settings};
+use lifebuoy_proto::input::{Input, Modifiers, MouseButton, WheelUnit};
+
+use super::hid;
+use crate::screen::MonitorInfo;
+
+/// Pixels of smooth scrolling per wheel notch (X11 scrolls in notches).
+pub const PIXELS_PER_NOTCH: i32 = 50;
+
+/// Why an input could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum InjectError {
+    /// The desktop could not be reached.
+    #[error("cannot control this desktop: {0}")]
+    Connect(String),
+    /// The system refused an event.
+    #[error("the system refused an input event: {0}")]
+    Refused(String),
+    /// A key this system has no code for.
+    #[error("no key on this system for HID usage {0:#x}")]
+    UnknownKey(u16),
+    /// A monitor not in the layout.
+    #[error("there is no monitor {0}")]
+    NoMonitor(u8),
+}
+
+fn refused(e: impl std::fmt::Display) -> InjectError {
+    InjectError::Refused(e.to_string())
+}
+
+/// The modifier bits and the key each is pressed with.
+const MODIFIER_KEYS: [(u8, u16); 5] = [
+    (Modifiers::SHIFT, hid::usage::LEFT_SHIFT),
+    (Modifiers::CTRL, hid::usage::LEFT_CTRL),
+    (Modifiers::ALT, hid::usage::LEFT_ALT),
+    (Modifiers::SUPER, hid::usage::LEFT_GUI),
+    (Modifiers::ALT_GR, hid::usage::RIGHT_ALT),
+];
+
+/// Applies input to one desktop.
+pub struct Injector {
+    enigo: Enigo,
+    monitors: Vec<MonitorInfo>,
+    /// System key codes this injector holds down.
+    keys: BTreeSet<u16>,
+    buttons: BTreeSet<MouseButton>,
+    /// Modifier bits held for the current event.
+    held: u8,
+    /// Smooth-scroll pixels not yet a whole notch.
+    wheel: (i32, i32),
+    allowed: bool,
+}
+
+impl std::fmt::Debug for Injector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Injector").field("keys", &self.keys).field("allowed", &self.allowed).finish()
+    }
+}
+
+/// What became of an input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// Done.
+    Done,
+    /// Dropped: the customer has not allowed control.
+    Blocked,
+}
+
+impl Injector {
+    /// Controls `display` (X11, e.g. ":1"; ignored elsewhere), whose
+    /// monitors are `monitors`. Control starts as `allowed`.
+    pub fn open(
+        display: Option<&str>,
+        monitors: Vec<MonitorInfo>,
+        allowed: bool,
+    ) -> Result<Injector, InjectError> {
+        let settings = Settings {
+            x11_display: display.map(str::to_owned),
+            // We release what we pressed ourselves, in order, and say so.
+            release_keys_when_dropped: false,
+            ..Settings::default()
+        };
+        let enigo = Enigo::new(&settings).map_err(|e| InjectError::Connect(e.to_string()))?;
+        Ok(Injector {
+            enigo,
+            monitors,
+            keys: BTreeSet::new(),
+            buttons: BTreeSet::new(),
+            held: 0,
+            wheel: (0, 0),
+            allowed,
+        })
+    }
+
+    /// Whether input is applied.
+    pub fn allowed(&self) -> bool {
+        self.allowed
+    }
+
+    /// Turns control on or off; off releases everything held first.
+    pub fn allow(&mut self, allowed: bool) -> Result<(), InjectError> {
+        if !allowed {
+            self.release_all()?;
+        }
+        self.allowed = allowed;
+        Ok(())
+    }
+
+    /// Applies one input.
+    pub fn apply(&mut self, input: &Input) -> Result<Applied, InjectError> {
+        if !self.allowed {
+            return Ok(Applied::Blocked);
+        }
+        match input {
+            Input::PointerMove { monitor, x, y } => {
+                let m = self
+                    .monitors
+                    .iter()
+                    .find(|m| m.id == *monitor)
+                    .ok_or(InjectError::NoMonitor(*monitor))?;
+                let x = m.x + i32::from(*x).min(m.width as i32 - 1);
+                let y = m.y + i32::from(*y).min(m.height as i32 - 1);
+                self.enigo.move_mouse(x, y, Coordinate::Abs).map_err(refused)?;
+            }
+            Input::Button { button, pressed, modifiers } => {
+                self.hold_modifiers(modifiers.0)?;
+                let b = match button {
+                    MouseButton::Left => enigo::Button::Left,
+                    MouseButton::Right => enigo::Button::Right,
+                    MouseButton::Middle => enigo::Button::Middle,
+                    MouseButton::Back => enigo::Button::Back,
+                    MouseButton::Forward => enigo::Button::Forward,
+                };
+                self.enigo.button(b, direction(*pressed)).map_err(refused)?;
+                if *pressed {
+                    self.buttons.insert(*button);
+                } else {
+                    self.buttons.remove(button);
+                }
+            }
+            Input::Wheel { dx, dy, unit, modifiers } => {
+                self.hold_modifiers(modifiers.0)?;
+                let (nx, ny) = match unit {
+                    WheelUnit::Line => (i32::from(*dx), i32::from(*dy)),
+                    WheelUnit::Pixel => {
+                        self.wheel.0 += i32::from(*dx);
+                        self.wheel.1 += i32::from(*dy);
+                        let notches = (self.wheel.0 / PIXELS_PER_NOTCH, self.wheel.1 / PIXELS_PER_NOTCH);
+                        self.wheel.0 -= notches.0 * PIXELS_PER_NOTCH;
+                        self.wheel.1 -= notches.1 * PIXELS_PER_NOTCH;
+                        notches
+                    }
+                };
+                if ny != 0 {
+                    self.enigo.scroll(ny, Axis::Vertical).map_err(refused)?;
+                }
+                if nx != 0 {
+                    self.enigo.scroll(nx, Axis::Horizontal).map_err(refused)?;
+                }
+            }
+            Input::Key { physical, pressed, modifiers, .. } => {
+                let code = system_key(*physical)?;
+                if !hid::is_modifier(*physical) {
+                    self.hold_modifiers(modifiers.0)?;
+                }
+                self.enigo.raw(code, direction(*pressed)).map_err(refused)?;
+                if *pressed {
+                    self.keys.insert(code);
+                } else {
+                    self.keys.remove(&code);
+                }
+            }
+            Input::Text { text } => {
+                // Typed as characters: modifiers held for shortcuts would change them.
+                self.hold_modifiers(0)?;
+                self.enigo.text(text).map_err(refused)?;
+            }
+            Input::ReleaseAll => self.release_all()?,
+        }
+        Ok(Applied::Done)
+    }
+
+    /// Presses and releases modifier keys so that exactly `want` are held.
+    fn hold_modifiers(&mut self, want: u8) -> Result<(), InjectError> {
+        for (bit, usage) in MODIFIER_KEYS {
+            let code = system_key(usage)?;
+            if want & bit != 0 && self.held & bit == 0 {
+                self.enigo.raw(code, Direction::Press).map_err(refused)?;
+                self.held |= bit;
+            } else if want & bit == 0 && self.held & bit != 0 {
+                self.enigo.raw(code, Direction::Release).map_err(refused)?;
+                self.held &= !bit;
+            }
+        }
+        Ok(())
+    }
+
+    /// Releases every key, button and modifier this injector holds.
+    pub fn release_all(&mut self) -> Result<(), InjectError> {
+        let mut first_error = None;
+        for code in std::mem::take(&mut self.keys).into_iter().rev() {
+            if let Err(e) = self.enigo.raw(code, Direction::Release) {
+                first_error.get_or_insert(refused(e));
+            }
+        }
+        for button in std::mem::take(&mut self.buttons) {
+            let b = match button {
+                MouseButton::Left => enigo::Button::Left,
+                MouseButton::Right => enigo::Button::Right,
+                MouseButton::Middle => enigo::Button::Middle,
+                MouseButton::Back => enigo::Button::Back,
+                MouseButton::Forward => enigo::Button::Forward,
+            };
+            if let Err(e) = self.enigo.button(b, Direction::Release) {
+                first_error.get_or_insert(refused(e));
+            }
+        }
+        if let Err(e) = self.hold_modifiers(0) {
+            first_error.get_or_insert(e);
+        }
+        self.wheel = (0, 0);
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Injector {
+    fn drop(&mut self) {
+        if let Err(e) = self.release_all() {
+            tracing::warn!("releasing keys at the end: {e}");
+        }
+    }
+}
+
+fn direction(pressed: bool) -> Direction {
+    if pressed {
+        Direction::Press
+    } else {
+        Direction::Release
+    }
+}
+
+/// The system's key code for a HID usage: the X keycode on X11 (evdev
+/// keymap), elsewhere what enigo's `raw` takes.
+fn system_key(usage: u16) -> Result<u16, InjectError> {
+    #[cfg(target_os = "linux")]
+    {
+        hid::to_evdev(usage).map(|code| code + 8).ok_or(InjectError::UnknownKey(usage))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // Windows and macOS key codes come with the Windows build (issue 8).
+        Err(InjectError::UnknownKey(usage))
+    }
+}

@@ -1,0 +1,258 @@
+//! The technician's mouse and keyboard on the customer's desktop: input
+//! messages from the viewer's sender over a real pinned QUIC session,
+//! injected by the agent into a real X server (Xvfb), and checked by real
+//! X clients: the server's own pointer and key state, xev for buttons and
+//! wheel, and text typed into `cat` in an xterm, read back from its file.
+//!
+//! Needs Xvfb, xterm, xdotool and xev (`scripts/setup` installs them).
+
+#![cfg(target_os = "linux")]
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use lifebuoy::input::{receive_input, Command as InjectCommand, Injector, InjectorHandle, InputSender};
+use lifebuoy::proto::input::{Input, Modifiers, MouseButton, WheelUnit};
+use lifebuoy::screen::MonitorInfo;
+use lifebuoy::session::{IncomingStream, Session};
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::ConnectionExt as _;
+
+mod common;
+use common::{session_pair, xvfb, Started};
+
+const W: u32 = 800;
+const H: u32 = 600;
+
+/// A customer's desktop taking input from a technician.
+struct Remote {
+    started: Started,
+    display: String,
+    _agent: Session,
+    viewer: Session,
+    sender: InputSender,
+    injector: InjectorHandle,
+    x: x11rb::rust_connection::RustConnection,
+}
+
+async fn remote() -> Remote {
+    let mut started = Started(Vec::new());
+    let display = xvfb(&mut started, &format!("{W}x{H}x24"));
+    let (agent, viewer) = session_pair().await;
+    let monitors =
+        vec![MonitorInfo { id: 0, name: "screen".into(), x: 0, y: 0, width: W, height: H, primary: true }];
+    let injector = InjectorHandle::start(Injector::open(Some(&display), monitors, true).unwrap());
+    {
+        let (link, injector) = (agent.link.clone(), injector.clone());
+        tokio::spawn(async move {
+            while let Ok(stream) = link.accept().await {
+                if let IncomingStream::Input(s) = stream {
+                    let injector = injector.clone();
+                    tokio::spawn(async move { receive_input(s, &injector).await });
+                }
+            }
+        });
+    }
+    let sender = InputSender::start(viewer.link.clone());
+    let (x, _) = x11rb::connect(Some(&display)).unwrap();
+    Remote { started, display, _agent: agent, viewer, sender, injector, x }
+}
+
+impl Remote {
+    fn pointer(&self) -> (i16, i16) {
+        let p = self.x.query_pointer(self.x.setup().roots[0].root).unwrap().reply().unwrap();
+        (p.root_x, p.root_y)
+    }
+
+    fn key_down(&self, keycode: u8) -> bool {
+        let keys = self.x.query_keymap().unwrap().reply().unwrap().keys;
+        keys[usize::from(keycode / 8)] & (1 << (keycode % 8)) != 0
+    }
+
+    fn send(&self, inputs: &[Input]) {
+        for i in inputs {
+            self.sender.send(i.clone()).unwrap();
+        }
+    }
+
+    fn xdotool(&self, args: &[&str]) {
+        // `search --sync` waits forever for a window that never comes: bounded.
+        let ok = Command::new("timeout")
+            .arg("20")
+            .arg("xdotool")
+            .env("DISPLAY", &self.display)
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "xdotool {args:?}");
+    }
+}
+
+/// Polls `check` for up to 5 s.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+fn key(physical: u16, pressed: bool, bits: u8) -> Input {
+    Input::Key { physical, logical: None, pressed, modifiers: Modifiers(bits) }
+}
+
+/// The X keycode of the 'a' key (evdev 30 + 8).
+const KEYCODE_A: u8 = 38;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absolute_moves_land_on_the_exact_pixel() {
+    let r = remote().await;
+    for (x, y) in [(0, 0), (123, 456), (799, 599), (400, 1)] {
+        r.send(&[Input::PointerMove { monitor: 0, x, y }]);
+        eventually(&format!("pointer at {x},{y}"), || r.pointer() == (x as i16, y as i16)).await;
+    }
+    // Beyond the monitor: held at its edge, never outside.
+    r.send(&[Input::PointerMove { monitor: 0, x: 5000, y: 5000 }]);
+    eventually("pointer at the corner", || r.pointer() == (799, 599)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clicks_and_wheel_reach_an_x_client() {
+    let mut r = remote().await;
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let xev = Command::new("xev")
+        .env("DISPLAY", &r.display)
+        .args(["-geometry", "400x300+0+0", "-event", "button"])
+        .stdout(Stdio::from(log.reopen().unwrap()))
+        .spawn()
+        .expect("xev (scripts/setup)");
+    r.started.0.push(xev);
+    r.xdotool(&["search", "--sync", "--name", "Event Tester"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let none = Modifiers(0);
+    let click = |button| {
+        [
+            Input::Button { button, pressed: true, modifiers: none },
+            Input::Button { button, pressed: false, modifiers: none },
+        ]
+    };
+    r.send(&[Input::PointerMove { monitor: 0, x: 100, y: 100 }]);
+    r.send(&click(MouseButton::Left));
+    r.send(&click(MouseButton::Right));
+    r.send(&click(MouseButton::Middle));
+    r.send(&[
+        Input::Wheel { dx: 0, dy: 2, unit: WheelUnit::Line, modifiers: none },
+        Input::Wheel { dx: 0, dy: -1, unit: WheelUnit::Line, modifiers: none },
+        // Smooth scrolling: 120 pixels are two notches and 20 left over.
+        Input::Wheel { dx: -120, dy: 0, unit: WheelUnit::Pixel, modifiers: none },
+    ]);
+    // X buttons: 1 left, 2 middle, 3 right, 4/5 wheel up/down, 6/7 left/right.
+    let expected =
+        ["button 1", "button 3", "button 2", "button 5", "button 5", "button 4", "button 6", "button 6"];
+    eventually("xev saw every button", || {
+        let out = std::fs::read_to_string(log.path()).unwrap();
+        let presses: Vec<&str> = out
+            .split("ButtonPress event")
+            .skip(1)
+            .filter_map(|e| e.split(", ").find(|f| f.starts_with("button ")))
+            .collect();
+        // Every press released too.
+        presses == expected && out.matches("ButtonRelease event").count() == expected.len()
+    })
+    .await;
+}
+
+/// An xterm running `cat` into a file, focused; returns the file.
+async fn typing_target(r: &mut Remote) -> tempfile::TempPath {
+    let file = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    let child = Command::new("xterm")
+        .env("DISPLAY", &r.display)
+        .env("LC_ALL", "C.UTF-8")
+        .args(["-u8", "-geometry", "80x10+0+0", "-title", "typing-target", "-e", "sh", "-c"])
+        .arg(format!("stty -echo; cat > '{}'", file.display()))
+        .spawn()
+        .expect("xterm (scripts/setup)");
+    r.started.0.push(child);
+    r.xdotool(&["search", "--sync", "--name", "typing-target", "windowfocus", "--sync"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    file
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unicode_text_and_shortcuts_arrive_exactly() {
+    let mut r = remote().await;
+    let file = typing_target(&mut r).await;
+    const ENTER: u16 = 0x28;
+    const A: u16 = 0x04;
+    const U: u16 = 0x18;
+    r.send(&[Input::Text { text: "Grüße, 123 € ÄÖÜ ß".into() }, key(ENTER, true, 0), key(ENTER, false, 0)]);
+    // Shift+a is a capital A; Ctrl+U erases the line typed so far.
+    r.send(&[key(A, true, Modifiers::SHIFT), key(A, false, Modifiers::SHIFT)]);
+    r.send(&[Input::Text { text: "bc".into() }, key(ENTER, true, 0), key(ENTER, false, 0)]);
+    r.send(&[
+        Input::Text { text: "wrong".into() },
+        key(U, true, Modifiers::CTRL),
+        key(U, false, Modifiers::CTRL),
+    ]);
+    r.send(&[Input::Text { text: "right".into() }, key(ENTER, true, 0), key(ENTER, false, 0)]);
+    let expected = "Grüße, 123 € ÄÖÜ ß\nAbc\nright\n";
+    eventually("the typed lines in the file", || {
+        std::fs::read_to_string(&file).unwrap_or_default() == expected
+    })
+    .await;
+    // No modifier is left down afterwards.
+    for keycode in [50u8, 37, 64, 133, 108] {
+        assert!(!r.key_down(keycode), "keycode {keycode} still held");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_key_is_released_when_the_connection_is_killed() {
+    let r = remote().await;
+    r.send(&[key(0x04, true, Modifiers::SHIFT)]);
+    eventually("a is down", || r.key_down(KEYCODE_A)).await;
+    assert!(r.key_down(50), "Shift is held with it");
+    // The technician's side goes away mid-press.
+    r.viewer.link.close(lifebuoy::proto::close::CloseCode::Ended, "killed");
+    eventually("a and Shift released", || !r.key_down(KEYCODE_A) && !r.key_down(50)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn focus_loss_releases_everything() {
+    let r = remote().await;
+    r.send(&[
+        Input::PointerMove { monitor: 0, x: 10, y: 10 },
+        Input::Button { button: MouseButton::Left, pressed: true, modifiers: Modifiers(Modifiers::CTRL) },
+        key(0x04, true, Modifiers::CTRL),
+    ]);
+    eventually("a is down", || r.key_down(KEYCODE_A)).await;
+    assert!(r.key_down(37), "Ctrl held for the Ctrl+click and Ctrl+a");
+    r.send(&[Input::ReleaseAll]);
+    eventually("all released", || !r.key_down(KEYCODE_A) && !r.key_down(37)).await;
+    let buttons = r.x.query_pointer(r.x.setup().roots[0].root).unwrap().reply().unwrap().mask;
+    assert_eq!(u16::from(buttons) & 0x1f00, 0, "no mouse button held");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn view_only_blocks_everything() {
+    let r = remote().await;
+    r.send(&[Input::PointerMove { monitor: 0, x: 50, y: 50 }]);
+    eventually("pointer at 50,50", || r.pointer() == (50, 50)).await;
+    r.injector.command(InjectCommand::Allow(false)).await.unwrap();
+    r.send(&[
+        Input::PointerMove { monitor: 0, x: 300, y: 300 },
+        Input::Button { button: MouseButton::Left, pressed: true, modifiers: Modifiers(0) },
+        key(0x04, true, 0),
+        Input::Text { text: "nothing".into() },
+    ]);
+    eventually("every input was dropped", || r.injector.blocked() >= 4).await;
+    assert_eq!(r.pointer(), (50, 50), "the pointer did not move");
+    assert!(!r.key_down(KEYCODE_A));
+    // Control given back: input works again.
+    r.injector.command(InjectCommand::Allow(true)).await.unwrap();
+    r.send(&[Input::PointerMove { monitor: 0, x: 301, y: 302 }]);
+    eventually("pointer at 301,302", || r.pointer() == (301, 302)).await;
+}
