@@ -61,6 +61,7 @@ async fn demo() -> anyhow::Result<()> {
             screenshot: None,
             monitor: None,
             type_text: None,
+            clipboard: None,
         },
     ));
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -79,6 +80,7 @@ async fn demo() -> anyhow::Result<()> {
         end_after: Some(std::time::Duration::from_secs(2)),
         display: desktop.as_ref().map(|d| d.display.clone()),
         view_only: false,
+        no_clipboard: false,
     })
     .await?;
     viewer.await??;

@@ -4,6 +4,8 @@
 //! this crate holds the shells that do: identities on disk, pinned TLS, the
 //! QUIC endpoint, and the session both roles use.
 
+#[cfg(target_os = "linux")]
+pub mod clipboard;
 pub mod config;
 pub mod input;
 pub mod net;

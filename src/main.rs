@@ -115,6 +115,9 @@ enum Command {
         /// Let the technician see the screen but not move the mouse or type.
         #[arg(long)]
         view_only: bool,
+        /// Do not exchange clipboard text with the technician.
+        #[arg(long)]
+        no_clipboard: bool,
     },
     /// The technician's side, without a window: answer requests.
     Viewer {
@@ -138,6 +141,9 @@ enum Command {
         /// Type this text (then Enter) on the customer's machine once the screen shows.
         #[arg(long, value_name = "TEXT")]
         type_text: Option<String>,
+        /// Put this text on the customer's clipboard once the session stands.
+        #[arg(long, value_name = "TEXT")]
+        clipboard: Option<String>,
     },
     /// Try lifebuoy on this machine: rendezvous, viewer and agent on
     /// loopback, with the agent sharing its own Xvfb desktop.
@@ -231,18 +237,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 limits,
             ))
         }
-        Command::Agent { server, staff, label, end_after_connect, end_after, display, view_only } => {
-            runtime()?.block_on(roles::agent::run(roles::agent::AgentOptions {
-                server: server.into(),
-                staff,
-                label,
-                end_after_connect,
-                end_after: end_after.map(std::time::Duration::from_secs_f64),
-                display,
-                view_only,
-            }))
-        }
-        Command::Viewer { server, name, accept_all, sessions, screenshot, monitor, type_text } => {
+        Command::Agent {
+            server,
+            staff,
+            label,
+            end_after_connect,
+            end_after,
+            display,
+            view_only,
+            no_clipboard,
+        } => runtime()?.block_on(roles::agent::run(roles::agent::AgentOptions {
+            server: server.into(),
+            staff,
+            label,
+            end_after_connect,
+            end_after: end_after.map(std::time::Duration::from_secs_f64),
+            display,
+            view_only,
+            no_clipboard,
+        })),
+        Command::Viewer { server, name, accept_all, sessions, screenshot, monitor, type_text, clipboard } => {
             let identity = key(dir, TECHNICIAN_KEY, &name)?;
             runtime()?.block_on(roles::viewer::run(
                 identity,
@@ -254,6 +268,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     screenshot,
                     monitor,
                     type_text,
+                    clipboard,
                 },
             ))
         }

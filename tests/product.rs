@@ -110,12 +110,29 @@ fn technician_sees_exactly_the_customers_screen_and_types_into_it() {
         .arg("--screenshot")
         .arg(&shot)
         .args(["--type-text", "Grüße aus dem Support"])
+        .args(["--clipboard", "Kundennummer 4711"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     started.0.push(viewer);
     std::thread::sleep(Duration::from_millis(500));
 
+    // The customer copies something while the session runs.
+    let copier = {
+        let display = display.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1200));
+            let mut xclip = Command::new("xclip")
+                .env("DISPLAY", &display)
+                .args(["-selection", "clipboard", "-in"])
+                .stdin(Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(&mut xclip.stdin.take().unwrap(), "Fehlercode 0x80070005".as_bytes())
+                .unwrap();
+            xclip.wait().unwrap();
+        })
+    };
     let agent = Command::new(BIN)
         .args([
             "agent",
@@ -145,7 +162,10 @@ fn technician_sees_exactly_the_customers_screen_and_types_into_it() {
     let mut viewer_out = String::new();
     std::io::Read::read_to_string(viewer.stdout.as_mut().unwrap(), &mut viewer_out).unwrap();
     assert!(viewer_out.contains("screen: saved"), "{viewer_out}");
-    assert!(agent_out.contains("control yes"), "{agent_out}");
+    copier.join().unwrap();
+    assert!(agent_out.contains("control yes, clipboard yes"), "{agent_out}");
+    assert!(agent_out.contains("clipboard from the technician: 17 bytes"), "{agent_out}");
+    assert!(viewer_out.contains("clipboard from the customer: 21 bytes"), "{viewer_out}");
     assert_eq!(std::fs::read_to_string(&typed).unwrap(), "Grüße aus dem Support\n", "{viewer_out}");
 
     let (w, h, rgb) = read_ppm(&shot);

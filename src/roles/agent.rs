@@ -35,6 +35,8 @@ pub struct AgentOptions {
     pub display: Option<String>,
     /// Let the technician see but not control.
     pub view_only: bool,
+    /// Do not exchange clipboard text.
+    pub no_clipboard: bool,
 }
 
 /// Why no technician could be reached, in the customer's words.
@@ -124,13 +126,24 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
         session.control.tx.send(&Control::ScreenLayout { monitors }).await?;
     }
     let control = take_input(&session, screen.as_ref(), options.display.as_deref(), !options.view_only);
-    let permissions =
-        Permissions { view: screen.is_some(), control: control.is_some(), files: false, clipboard: false };
+    let (copied_tx, mut copied) = tokio::sync::mpsc::channel::<String>(4);
+    let clipboard = if options.no_clipboard || screen.is_none() {
+        None
+    } else {
+        share_clipboard(options.display.as_deref(), copied_tx)
+    };
+    let permissions = Permissions {
+        view: screen.is_some(),
+        control: control.is_some(),
+        files: false,
+        clipboard: clipboard.is_some(),
+    };
     session.control.tx.send(&Control::Permissions(permissions)).await?;
     say!(
-        "technician may: see the screen {}, control {}",
+        "technician may: see the screen {}, control {}, clipboard {}",
         if permissions.view { "yes" } else { "no" },
-        if permissions.control { "yes" } else { "no" }
+        if permissions.control { "yes" } else { "no" },
+        if permissions.clipboard { "yes" } else { "no" }
     );
     let deadline = async {
         match options.end_after {
@@ -154,6 +167,13 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
                     _ => say!("technician asked for monitor {id}, which does not exist"),
                 },
                 Ok(Some(Control::End { reason })) => say!("technician ends the session ({reason:?})"),
+                Ok(Some(Control::Clipboard { text })) => match &clipboard {
+                    Some(c) => {
+                        say!("clipboard from the technician: {} bytes", text.len());
+                        let _ = c.set(text);
+                    }
+                    None => say!("clipboard from the technician refused (not allowed)"),
+                },
                 Ok(Some(_)) => {}
                 // The control stream is gone: the session is ending.
                 Ok(None) | Err(_) => {
@@ -162,6 +182,10 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
                     break;
                 }
             },
+            Some(text) = copied.recv() => {
+                say!("clipboard to the technician: {} bytes", text.len());
+                session.control.tx.send(&Control::Clipboard { text }).await?;
+            }
             _ = super::shutdown_signal() => {
                 session.end(EndReason::CustomerEnded).await;
                 break;
@@ -230,6 +254,38 @@ fn take_input(
         }
     });
     injector
+}
+
+/// The customer's clipboard, where there is one to share.
+#[cfg(target_os = "linux")]
+fn share_clipboard(
+    display: Option<&str>,
+    copied: tokio::sync::mpsc::Sender<String>,
+) -> Option<crate::clipboard::Clipboard> {
+    let display = display.map(str::to_owned).or_else(|| std::env::var("DISPLAY").ok())?;
+    crate::clipboard::Clipboard::start(Some(&display), copied)
+        .inspect_err(|e| say!("clipboard unavailable: {e}"))
+        .ok()
+}
+
+/// No clipboard support on this system yet.
+#[cfg(not(target_os = "linux"))]
+fn share_clipboard(
+    _display: Option<&str>,
+    _copied: tokio::sync::mpsc::Sender<String>,
+) -> Option<NoClipboard> {
+    None
+}
+
+/// Stands in for the clipboard where there is none.
+#[cfg(not(target_os = "linux"))]
+struct NoClipboard;
+
+#[cfg(not(target_os = "linux"))]
+impl NoClipboard {
+    fn set(&self, _text: String) -> Result<(), ()> {
+        Ok(())
+    }
 }
 
 /// The screen being shared.

@@ -36,6 +36,8 @@ pub struct ViewerOptions {
     /// Text to type on the customer's machine (then Enter) once the screen
     /// shows (scripted tests and the demo).
     pub type_text: Option<String>,
+    /// Text to put on the customer's clipboard once the screen shows.
+    pub clipboard: Option<String>,
 }
 
 /// Hands the peer's streams to whoever handles them.
@@ -179,8 +181,14 @@ pub async fn run(identity: Identity, options: ViewerOptions) -> anyhow::Result<(
                                         if let Some(id) = options.monitor {
                                             session.control.tx.send(&Control::SelectMonitor { id }).await?;
                                         }
+                                        if let Some(text) = options.clipboard.clone() {
+                                            session.control.tx.send(&Control::Clipboard { text }).await?;
+                                        }
                                     }
                                     Ok(Some(Control::End { reason })) => say!("customer ends the session ({reason:?})"),
+                                    Ok(Some(Control::Clipboard { text })) => {
+                                        say!("clipboard from the customer: {} bytes", text.len());
+                                    }
                                     Ok(Some(Control::Permissions(p))) => say!(
                                         "customer allows: see the screen {}, control {}",
                                         if p.view { "yes" } else { "no" },
