@@ -79,7 +79,8 @@ fn main() {
 
         let (mut moves, mut keys) = (Vec::new(), Vec::new());
         for i in 0..SAMPLES {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            // Longer than the sender's move interval (8 ms): this measures the path, not the pacing.
+            tokio::time::sleep(Duration::from_millis(10)).await;
             let target = (100 + (i % 50) as u16 * 7, 200 + (i % 30) as u16 * 11);
             sender.send(Input::PointerMove { monitor: 0, x: target.0, y: target.1 }).unwrap();
             moves.push(time_until(|| pointer() == (target.0 as i16, target.1 as i16)).await);

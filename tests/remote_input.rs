@@ -256,3 +256,48 @@ async fn view_only_blocks_everything() {
     r.send(&[Input::PointerMove { monitor: 0, x: 301, y: 302 }]);
     eventually("pointer at 301,302", || r.pointer() == (301, 302)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moves_are_coalesced_but_clicks_and_keys_are_never_dropped_or_reordered() {
+    use lifebuoy::proto::input::Input::PointerMove;
+    let (agent, viewer) = session_pair().await;
+    let sender = InputSender::start(viewer.link.clone());
+    // A burst much faster than any path: 2000 moves with 40 keys among them.
+    let mut sent_keys = Vec::new();
+    for i in 0..2000u16 {
+        sender.send(PointerMove { monitor: 0, x: i, y: i / 2 }).unwrap();
+        if i % 50 == 49 {
+            let k = key(0x04 + (i / 50) % 26, i % 100 == 49, 0);
+            sent_keys.push(k.clone());
+            sender.send(k).unwrap();
+        }
+    }
+    sender.send(PointerMove { monitor: 0, x: 7, y: 7 }).unwrap();
+    let Ok(IncomingStream::Input(mut stream)) = agent.link.accept().await else { panic!("no input stream") };
+    let mut received = Vec::new();
+    while received.last() != Some(&PointerMove { monitor: 0, x: 7, y: 7 }) {
+        let next = tokio::time::timeout(Duration::from_secs(5), stream.recv()).await.expect("input stalled");
+        received.push(next.unwrap().expect("stream open"));
+    }
+    let keys: Vec<Input> = received.iter().filter(|i| !matches!(i, PointerMove { .. })).cloned().collect();
+    assert_eq!(keys, sent_keys, "every key, in order");
+    let moves = received.len() - keys.len();
+    assert!(moves < 2000 / 4, "{moves} of 2001 moves sent: not coalesced");
+    // A move never overtakes a key: the move just before the n-th key was
+    // made before it (x <= 50 n + 49), the one just after it, after it.
+    let mut n = 0u16;
+    let mut last_x = 0u16;
+    // (The last message is the final move back to 7,7.)
+    for input in &received[..received.len() - 1] {
+        match input {
+            PointerMove { x, .. } => {
+                assert!(*x >= last_x, "moves out of order");
+                last_x = *x;
+            }
+            _ => {
+                assert!(last_x <= n * 50 + 49, "a later move came before key {n}");
+                n += 1;
+            }
+        }
+    }
+}

@@ -65,16 +65,43 @@ impl InputSender {
     }
 }
 
+/// Pointer moves go out at most this often (about twice the capture rate):
+/// more would only make the agent move the pointer through positions no
+/// frame shows. Buttons, keys and text never wait for it.
+pub const MOVE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(8);
+
 async fn send_loop(
     link: Link,
     queue: Arc<Mutex<VecDeque<Input>>>,
     wake: Arc<Notify>,
 ) -> Result<(), SessionError> {
     let mut tx = link.open::<Input>().await?;
+    let mut last_move = tokio::time::Instant::now() - MOVE_INTERVAL;
     loop {
         wake.notified().await;
+        loop {
+            let only_moves = {
+                let q = queue.lock().expect("not poisoned");
+                !q.is_empty() && q.iter().all(|i| matches!(i, Input::PointerMove { .. }))
+            };
+            let due = last_move + MOVE_INTERVAL;
+            if !only_moves || tokio::time::Instant::now() >= due {
+                break;
+            }
+            // Wait for the move's turn; anything else queued meanwhile ends the wait.
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => {}
+                _ = wake.notified() => {}
+            }
+        }
         // Everything waiting goes out in one write: a burst of keys shares packets.
         let batch: Vec<Input> = queue.lock().expect("not poisoned").drain(..).collect();
+        if batch.is_empty() {
+            continue;
+        }
+        if batch.iter().any(|i| matches!(i, Input::PointerMove { .. })) {
+            last_move = tokio::time::Instant::now();
+        }
         for input in &batch {
             tx.queue(input)?;
         }
