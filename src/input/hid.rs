@@ -183,6 +183,40 @@ pub fn to_evdev(usage: u16) -> Option<u16> {
     })
 }
 
+/// The PC (set 1) scan code of a HID usage, as Windows takes it; keys
+/// with the 0xE0 prefix as 0xE0xx. Linux took its key codes from set 1, so
+/// below 89 the two agree; the rest is the extended block.
+pub fn to_scancode(usage: u16) -> Option<u16> {
+    let code = to_evdev(usage)?;
+    if code < 89 {
+        return Some(code);
+    }
+    Some(match code {
+        96 => 0xE01C,                     // Keypad Enter
+        97 => 0xE01D,                     // Right Ctrl
+        98 => 0xE035,                     // Keypad /
+        99 => 0xE037,                     // Print Screen
+        100 => 0xE038,                    // Right Alt
+        102 => 0xE047,                    // Home
+        103 => 0xE048,                    // Up
+        104 => 0xE049,                    // Page Up
+        105 => 0xE04B,                    // Left
+        106 => 0xE04D,                    // Right
+        107 => 0xE04F,                    // End
+        108 => 0xE050,                    // Down
+        109 => 0xE051,                    // Page Down
+        110 => 0xE052,                    // Insert
+        111 => 0xE053,                    // Delete
+        119 => 0x45,   // Pause (its real sequence is E1 1D 45; Windows maps 0x45 with Ctrl)
+        125 => 0xE05B, // Left Windows
+        126 => 0xE05C, // Right Windows
+        127 => 0xE05D, // Menu
+        183..=193 => 0x64 + (code - 183), // F13..F23
+        194 => 0x76,   // F24
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +242,16 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), keys.len());
+    }
+
+    #[test]
+    fn scan_codes_of_well_known_keys() {
+        assert_eq!(to_scancode(0x04), Some(0x1E)); // A
+        assert_eq!(to_scancode(0x28), Some(0x1C)); // Enter
+        assert_eq!(to_scancode(0x44), Some(0x57)); // F11
+        assert_eq!(to_scancode(usage::DELETE), Some(0xE053));
+        assert_eq!(to_scancode(usage::LEFT_GUI), Some(0xE05B));
+        assert_eq!(to_scancode(0x50), Some(0xE04B)); // Left arrow
     }
 
     #[test]

@@ -250,16 +250,15 @@ fn direction(pressed: bool) -> Direction {
     }
 }
 
-/// The system's key code for a HID usage: the X keycode on X11 (evdev
-/// keymap), elsewhere what enigo's `raw` takes.
+/// The system's key code for a HID usage, as enigo's `raw` takes it: the
+/// X keycode on X11 (evdev keymap), the set-1 scan code on Windows.
 fn system_key(usage: u16) -> Result<u16, InjectError> {
     #[cfg(target_os = "linux")]
-    {
-        hid::to_evdev(usage).map(|code| code + 8).ok_or(InjectError::UnknownKey(usage))
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        // Windows and macOS key codes come with the Windows build (issue 8).
-        Err(InjectError::UnknownKey(usage))
-    }
+    let code = hid::to_evdev(usage).map(|code| code + 8);
+    #[cfg(windows)]
+    let code = hid::to_scancode(usage);
+    // macOS virtual key codes: not yet (no macOS build here to check them on).
+    #[cfg(not(any(target_os = "linux", windows)))]
+    let code = None;
+    code.ok_or(InjectError::UnknownKey(usage))
 }
