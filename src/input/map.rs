@@ -142,7 +142,12 @@ pub fn map_event(geometry: &ViewGeometry, event: &Event, out: &mut Vec<Input>) {
             else {
                 return;
             };
-            out.push(Input::Key { physical, logical: None, pressed: *pressed, modifiers: modifiers(*m) });
+            out.push(Input::Key {
+                physical,
+                logical: logical(*key),
+                pressed: *pressed,
+                modifiers: modifiers(*m),
+            });
         }
         Event::WindowFocused(false) | Event::PointerGone => {
             if matches!(event, Event::WindowFocused(false)) {
@@ -150,6 +155,18 @@ pub fn map_event(geometry: &ViewGeometry, event: &Event, out: &mut Vec<Input>) {
             }
         }
         _ => {}
+    }
+}
+
+/// The character the viewer's layout puts on a key (egui's `key` follows
+/// the layout), for letters and digits: what a shortcut means to the
+/// technician (Ctrl+Z on a German keyboard is the key right of T).
+fn logical(key: egui::Key) -> Option<char> {
+    let name = key.name();
+    let mut chars = name.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) if c.is_ascii_alphanumeric() => Some(c.to_ascii_lowercase()),
+        _ => None,
     }
 }
 
@@ -291,13 +308,13 @@ mod tests {
                 Input::Key { physical: 0x28, logical: None, pressed: false, modifiers: Modifiers(0) },
                 Input::Key {
                     physical: 0x06,
-                    logical: None,
+                    logical: Some('c'),
                     pressed: true,
                     modifiers: Modifiers(Modifiers::CTRL)
                 },
                 Input::Key {
                     physical: 0x06,
-                    logical: None,
+                    logical: Some('c'),
                     pressed: false,
                     modifiers: Modifiers(Modifiers::CTRL)
                 },
