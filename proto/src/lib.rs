@@ -27,6 +27,7 @@ pub mod rendezvous;
 pub mod screen;
 pub mod stream;
 pub mod text;
+pub mod transfer;
 pub mod tunnel;
 mod varint;
 pub mod verification;
