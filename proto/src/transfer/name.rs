@@ -104,7 +104,8 @@ pub fn check_path(path: &str) -> Result<SafePath, NameError> {
         if name.len() > COMPONENT_MAX {
             return Err(NameError::TooLong);
         }
-        if name.chars().any(|c| c.is_control() || matches!(c, '\\' | '<' | '>' | ':' | '"' | '|' | '?' | '*')) {
+        if name.chars().any(|c| c.is_control() || matches!(c, '\\' | '<' | '>' | ':' | '"' | '|' | '?' | '*'))
+        {
             return Err(NameError::Character(name.into()));
         }
         if name.ends_with('.') || name.ends_with(' ') {
@@ -180,7 +181,7 @@ mod tests {
         for name in corpus {
             assert!(check_path(name).is_err(), "{name:?} was accepted");
         }
-        assert_eq!(check_path(&"a/".repeat(65).trim_end_matches('/').to_owned()), Err(NameError::TooLong));
+        assert_eq!(check_path("a/".repeat(65).trim_end_matches('/')), Err(NameError::TooLong));
         assert_eq!(check_path(&"x".repeat(256)), Err(NameError::TooLong));
     }
 

@@ -101,7 +101,9 @@ impl Receive {
 
     fn step<'a>(&mut self, msg: &'a File) -> Result<Step<'a>, TransferError> {
         match (self.state, msg) {
-            (_, File::Cancel { reason }) if self.state != State::Done => Err(TransferError::Cancelled(*reason)),
+            (_, File::Cancel { reason }) if self.state != State::Done => {
+                Err(TransferError::Cancelled(*reason))
+            }
             (State::Header, File::Header(header)) => {
                 let path = check_path(&header.path)?;
                 self.state = match header.entry {
