@@ -13,5 +13,6 @@ pub mod rendezvous;
 pub mod roles;
 pub mod screen;
 pub mod session;
+pub mod transfer;
 
 pub use lifebuoy_proto as proto;

@@ -68,6 +68,16 @@ impl<M: Message> FramedSend<M> {
         self.stream.stopped().await.map(|_| ()).map_err(|_| SessionError::StreamClosed)
     }
 
+    /// Like [`FramedSend::stopped`]; the peer's stop code if it stopped the
+    /// stream, `None` if it took everything.
+    pub async fn stopped_code(&mut self) -> Result<Option<u32>, SessionError> {
+        self.stream
+            .stopped()
+            .await
+            .map(|code| code.map(|c| c.into_inner() as u32))
+            .map_err(|_| SessionError::StreamClosed)
+    }
+
     /// Sets the stream's send priority (higher goes first).
     pub fn set_priority(&self, priority: i32) {
         let _ = self.stream.set_priority(priority);

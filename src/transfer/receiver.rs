@@ -1,0 +1,296 @@
+//! Receiving files into the chosen folder, and nowhere else.
+//!
+//! Every name passes the protocol's checks first. Folders on the way are
+//! created inside the folder, never through a symbolic link (an existing
+//! link on the way is refused). Data goes into a hidden temporary file in
+//! the target folder, is synced to disk, checked against its BLAKE3, and
+//! only then gets its name, without replacing anything: a taken name gets
+//! " (1)", " (2)" ... On any failure (bad hash, full disk, cancel, session
+//! lost) the temporary file is deleted: no half-written file ever carries
+//! a real name. Runs of zeros are skipped, not written (sparse files stay
+//! sparse).
+
+use std::collections::HashMap;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use lifebuoy_proto::file::{EntryKind, File, FileHeader};
+use lifebuoy_proto::transfer::{numbered, Receive, SafePath, Step, TransferError};
+
+use super::events::{Events, Meter, TransferEvent};
+use crate::session::{FramedRecv, SessionError};
+
+/// Stream stop code when the receiver refuses or fails a file.
+pub const STOP_REFUSED: u32 = 0x10;
+
+/// Why a file was not received.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    /// The stream broke the protocol's rules (name, order, size, hash).
+    #[error("{0}")]
+    Transfer(#[from] TransferError),
+    /// The session ended or the stream was reset.
+    #[error("the connection ended during the transfer: {0}")]
+    Session(#[from] SessionError),
+    /// The disk is full.
+    #[error("not enough free space for {path} ({size} bytes)")]
+    DiskFull {
+        /// The file.
+        path: String,
+        /// Its size.
+        size: u64,
+    },
+    /// A path on the way is a file or a link, not a folder.
+    #[error("cannot create {0}: something that is not a folder is in the way")]
+    InTheWay(String),
+    /// Any other disk error.
+    #[error("cannot write {path}: {error}")]
+    Disk {
+        /// The file.
+        path: String,
+        /// What the system said.
+        error: std::io::Error,
+    },
+}
+
+/// Where received files go.
+#[derive(Debug)]
+pub struct Inbox {
+    root: PathBuf,
+    events: Events,
+    /// Per drop, what its outermost name became (a folder "Projekt" that
+    /// already existed is received as "Projekt (1)", all its files too).
+    tops: Mutex<HashMap<(u64, String), String>>,
+}
+
+fn disk_error(path: &str, error: std::io::Error, size: u64) -> ReceiveError {
+    if error.kind() == std::io::ErrorKind::StorageFull || error.raw_os_error() == Some(28) {
+        ReceiveError::DiskFull { path: path.to_owned(), size }
+    } else {
+        ReceiveError::Disk { path: path.to_owned(), error }
+    }
+}
+
+impl Inbox {
+    /// Receives into `root`, which must be an existing folder.
+    pub fn new(root: PathBuf, events: Events) -> std::io::Result<Inbox> {
+        let meta = std::fs::metadata(&root)?;
+        if !meta.is_dir() {
+            return Err(std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a folder"));
+        }
+        Ok(Inbox { root, events, tops: Mutex::default() })
+    }
+
+    /// The folder files go to.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The outermost name for this drop: the sent one, or a numbered
+    /// alternative if something of that name was there before the drop.
+    fn top(&self, transfer: u64, path: &SafePath) -> SafePath {
+        if path.components().len() == 1 {
+            // A single file: numbered when it is committed.
+            return path.clone();
+        }
+        let sent = path.components()[0].clone();
+        let mut tops = self.tops.lock().expect("not poisoned");
+        let top = tops
+            .entry((transfer, sent.clone()))
+            .or_insert_with(|| {
+                let mut n = 0;
+                let mut name = sent.clone();
+                while std::fs::symlink_metadata(self.root.join(&name)).is_ok() {
+                    n += 1;
+                    name = numbered(&sent, n);
+                }
+                // Claim it now, so this drop's other files land beside it.
+                let _ = std::fs::create_dir(self.root.join(&name));
+                name
+            })
+            .clone();
+        path.with_top(top)
+    }
+
+    /// Creates the folders of `names` under the root, refusing links and
+    /// files in the way; returns the innermost folder.
+    fn folders(&self, names: &[String]) -> Result<PathBuf, ReceiveError> {
+        let mut at = self.root.clone();
+        for name in names {
+            at.push(name);
+            match std::fs::symlink_metadata(&at) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return Err(ReceiveError::InTheWay(at.display().to_string())),
+                Err(_) => match std::fs::create_dir(&at) {
+                    Ok(()) => {}
+                    // Made by a file of the same drop arriving beside this one.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        if !std::fs::symlink_metadata(&at).is_ok_and(|m| m.is_dir()) {
+                            return Err(ReceiveError::InTheWay(at.display().to_string()));
+                        }
+                    }
+                    Err(e) => return Err(disk_error(&at.display().to_string(), e, 0)),
+                },
+            }
+        }
+        Ok(at)
+    }
+}
+
+/// A file being written.
+struct Incoming {
+    temp: tempfile::NamedTempFile,
+    folder: PathBuf,
+    name: String,
+    header: FileHeader,
+    /// Zeros skipped at the end, to be made by setting the length.
+    written: u64,
+}
+
+/// Receives one file stream into `inbox`. Whatever goes wrong, no file is
+/// left behind and the reason is returned (and sent as an event).
+pub async fn receive_file(mut stream: FramedRecv<File>, inbox: &Inbox) -> Result<PathBuf, ReceiveError> {
+    let mut state = Receive::new();
+    let mut incoming: Option<Incoming> = None;
+    let mut meter: Option<Meter> = None;
+    let mut sent_path = String::new();
+    let mut transfer = 0;
+    let result: Result<PathBuf, ReceiveError> = async {
+        loop {
+            let Some(msg) = stream.recv().await? else {
+                // Finished before the end message: the sender went away.
+                return Err(SessionError::StreamClosed.into());
+            };
+            match state.on_message(&msg)? {
+                Step::Create { header, path } => {
+                    (sent_path, transfer) = (header.path.clone(), header.transfer);
+                    inbox
+                        .events
+                        .send(TransferEvent::Started { transfer, path: sent_path.clone(), size: header.size })
+                        .await;
+                    let path = inbox.top(header.transfer, &path);
+                    let names = path.components();
+                    match header.entry {
+                        EntryKind::Folder => {
+                            inbox.folders(names)?;
+                        }
+                        EntryKind::File => {
+                            let folder = inbox.folders(&names[..names.len() - 1])?;
+                            enough_space(&folder, header.size, &sent_path)?;
+                            let temp = tempfile::Builder::new()
+                                .prefix(".lifebuoy-")
+                                .suffix(".part")
+                                .tempfile_in(&folder)
+                                .map_err(|e| disk_error(&sent_path, e, header.size))?;
+                            meter = Some(Meter::new(transfer, &sent_path, header.size));
+                            incoming = Some(Incoming {
+                                temp,
+                                folder,
+                                name: names[names.len() - 1].clone(),
+                                header: header.clone(),
+                                written: 0,
+                            });
+                        }
+                    }
+                }
+                Step::Write(bytes) => {
+                    let file = incoming.as_mut().expect("data only after a file header");
+                    let len = bytes.len() as u64;
+                    tokio::task::block_in_place(|| -> std::io::Result<()> {
+                        if bytes.iter().all(|&b| b == 0) {
+                            file.temp.as_file_mut().seek(SeekFrom::Current(len as i64))?;
+                        } else {
+                            file.temp.as_file_mut().write_all(bytes)?;
+                        }
+                        Ok(())
+                    })
+                    .map_err(|e| disk_error(&sent_path, e, file.header.size))?;
+                    file.written += len;
+                    if let Some(m) = &mut meter {
+                        m.update(&inbox.events, file.written);
+                    }
+                }
+                Step::Commit => {
+                    let hash = match &msg {
+                        File::End { blake3 } => hex(blake3),
+                        _ => String::new(),
+                    };
+                    let Some(file) = incoming.take() else {
+                        // A folder: already made.
+                        return Ok(inbox.root.join(&sent_path));
+                    };
+                    let size = file.header.size;
+                    let path = tokio::task::block_in_place(|| commit(file))
+                        .map_err(|e| disk_error(&sent_path, e, size))?;
+                    let shown = path.strip_prefix(&inbox.root).unwrap_or(&path).display().to_string();
+                    inbox
+                        .events
+                        .send(TransferEvent::Done { transfer, path: shown, size, blake3: hash })
+                        .await;
+                    return Ok(path);
+                }
+            }
+        }
+    }
+    .await;
+    if let Err(e) = &result {
+        // The temporary file (if any) is deleted as `incoming` drops.
+        drop(incoming.take());
+        stream.stop(STOP_REFUSED);
+        inbox
+            .events
+            .send(TransferEvent::Failed { transfer, path: sent_path.clone(), reason: e.to_string() })
+            .await;
+    }
+    result
+}
+
+/// Syncs the data, then gives the file its name without replacing anything.
+fn commit(file: Incoming) -> std::io::Result<PathBuf> {
+    let Incoming { temp, folder, name, header, .. } = file;
+    // Trailing zeros were skipped: the length makes them.
+    temp.as_file().set_len(header.size)?;
+    if let Some(secs) = header.modified.filter(|s| *s >= 0) {
+        let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64);
+        let _ = temp.as_file().set_modified(when);
+    }
+    temp.as_file().sync_all()?;
+    let mut temp = temp;
+    let mut n = 0;
+    loop {
+        let candidate = if n == 0 { name.clone() } else { numbered(&name, n) };
+        let target = folder.join(&candidate);
+        match temp.persist_noclobber(&target) {
+            Ok(_) => {
+                // The new name itself must survive a crash too.
+                if let Ok(dir) = std::fs::File::open(&folder) {
+                    let _ = dir.sync_all();
+                }
+                return Ok(target);
+            }
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists && n < 10_000 => {
+                temp = e.file;
+                n += 1;
+            }
+            Err(e) => return Err(e.error),
+        }
+    }
+}
+
+/// Refuses a file the disk cannot hold, before writing any of it.
+fn enough_space(folder: &Path, size: u64, path: &str) -> Result<(), ReceiveError> {
+    #[cfg(target_os = "linux")]
+    if let Ok(stat) = nix::sys::statvfs::statvfs(folder) {
+        let free = stat.blocks_available().saturating_mul(stat.fragment_size());
+        if size > free {
+            return Err(ReceiveError::DiskFull { path: path.to_owned(), size });
+        }
+    }
+    let _ = (folder, size, path);
+    Ok(())
+}
+
+pub(super) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
