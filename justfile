@@ -29,6 +29,7 @@ bench: setup
     cargo bench --bench rendezvous_load
     cargo bench --bench screen_latency
     cargo bench --bench input_latency
+    cargo bench --bench file_transfer
 
 # Cross-compile lifebuoy.exe for Windows (x86_64-pc-windows-gnu); extra args go to cargo build.
 build-windows *args: setup
