@@ -62,6 +62,8 @@ async fn demo() -> anyhow::Result<()> {
             monitor: None,
             type_text: None,
             clipboard: None,
+            inbox: None,
+            send_files: Vec::new(),
         },
     ));
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -81,6 +83,9 @@ async fn demo() -> anyhow::Result<()> {
         display: desktop.as_ref().map(|d| d.display.clone()),
         view_only: false,
         no_clipboard: false,
+        no_files: true,
+        inbox: None,
+        send_files: Vec::new(),
     })
     .await?;
     viewer.await??;

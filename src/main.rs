@@ -118,6 +118,15 @@ enum Command {
         /// Do not exchange clipboard text with the technician.
         #[arg(long)]
         no_clipboard: bool,
+        /// Refuse files from the technician and send none.
+        #[arg(long)]
+        no_files: bool,
+        /// Folder for files from the technician (default: Downloads/lifebuoy).
+        #[arg(long, value_name = "DIR")]
+        inbox: Option<PathBuf>,
+        /// Send this file or folder to the technician once connected (repeatable).
+        #[arg(long = "send-file", value_name = "PATH")]
+        send_files: Vec<PathBuf>,
     },
     /// The technician's side, without a window: answer requests.
     Viewer {
@@ -144,6 +153,12 @@ enum Command {
         /// Put this text on the customer's clipboard once the session stands.
         #[arg(long, value_name = "TEXT")]
         clipboard: Option<String>,
+        /// Folder for files from the customer (default: Downloads/lifebuoy).
+        #[arg(long, value_name = "DIR")]
+        inbox: Option<PathBuf>,
+        /// Send this file or folder to the customer once connected (repeatable).
+        #[arg(long = "send-file", value_name = "PATH")]
+        send_files: Vec<PathBuf>,
     },
     /// Try lifebuoy on this machine: rendezvous, viewer and agent on
     /// loopback, with the agent sharing its own Xvfb desktop.
@@ -246,6 +261,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             display,
             view_only,
             no_clipboard,
+            no_files,
+            inbox,
+            send_files,
         } => runtime()?.block_on(roles::agent::run(roles::agent::AgentOptions {
             server: server.into(),
             staff,
@@ -255,8 +273,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             display,
             view_only,
             no_clipboard,
+            no_files,
+            inbox,
+            send_files,
         })),
-        Command::Viewer { server, name, accept_all, sessions, screenshot, monitor, type_text, clipboard } => {
+        Command::Viewer {
+            server,
+            name,
+            accept_all,
+            sessions,
+            screenshot,
+            monitor,
+            type_text,
+            clipboard,
+            inbox,
+            send_files,
+        } => {
             let identity = key(dir, TECHNICIAN_KEY, &name)?;
             runtime()?.block_on(roles::viewer::run(
                 identity,
@@ -269,6 +301,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     monitor,
                     type_text,
                     clipboard,
+                    inbox,
+                    send_files,
                 },
             ))
         }

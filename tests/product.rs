@@ -1,8 +1,9 @@
 //! The product end to end with real processes: a rendezvous, a technician's
 //! viewer and a customer's agent sharing a real X display (Xvfb with an
 //! xterm), all on loopback. The technician's last picture of the screen
-//! equals the screen, and what the technician types arrives in a terminal
-//! on the customer's display.
+//! equals the screen, what the technician types arrives in a terminal on
+//! the customer's display, the clipboard goes both ways, and a file sent
+//! each way arrives whole.
 
 #![cfg(target_os = "linux")]
 
@@ -38,7 +39,7 @@ fn read_ppm(path: &std::path::Path) -> (u32, u32, Vec<u8>) {
 }
 
 #[test]
-fn technician_sees_exactly_the_customers_screen_and_types_into_it() {
+fn technician_sees_the_screen_types_shares_the_clipboard_and_files_go_both_ways() {
     let mut started = Started(Vec::new());
     let display = xvfb(&mut started, "800x600x24");
     let _window = xterm(&mut started, &display);
@@ -94,6 +95,15 @@ fn technician_sees_exactly_the_customers_screen_and_types_into_it() {
     std::thread::spawn(move || rv_lines.for_each(drop));
 
     let shot = dir.path().join("screen.ppm");
+    // A file each way, and where each side receives.
+    let (to_customer, to_technician) = (dir.path().join("Anleitung.pdf"), dir.path().join("Logdatei.txt"));
+    std::fs::write(&to_customer, (0..3_000_000u64).map(|i| (i * 7919 % 251) as u8).collect::<Vec<_>>())
+        .unwrap();
+    std::fs::write(&to_technician, "Fehler 0x80070005 beim Start\n".repeat(10_000)).unwrap();
+    let (viewer_inbox, agent_inbox) =
+        (dir.path().join("technician inbox"), dir.path().join("customer inbox"));
+    std::fs::create_dir(&viewer_inbox).unwrap();
+    std::fs::create_dir(&agent_inbox).unwrap();
     let viewer = Command::new(BIN)
         .arg("--config-dir")
         .arg(dir.path().join("tech"))
@@ -111,6 +121,10 @@ fn technician_sees_exactly_the_customers_screen_and_types_into_it() {
         .arg(&shot)
         .args(["--type-text", "Grüße aus dem Support"])
         .args(["--clipboard", "Kundennummer 4711"])
+        .arg("--send-file")
+        .arg(&to_customer)
+        .arg("--inbox")
+        .arg(&viewer_inbox)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -146,6 +160,10 @@ fn technician_sees_exactly_the_customers_screen_and_types_into_it() {
             "2",
         ])
         .args(["--display", &display])
+        .arg("--send-file")
+        .arg(&to_technician)
+        .arg("--inbox")
+        .arg(&agent_inbox)
         .output()
         .unwrap();
     let agent_out = String::from_utf8_lossy(&agent.stdout);
@@ -163,6 +181,12 @@ fn technician_sees_exactly_the_customers_screen_and_types_into_it() {
     std::io::Read::read_to_string(viewer.stdout.as_mut().unwrap(), &mut viewer_out).unwrap();
     assert!(viewer_out.contains("screen: saved"), "{viewer_out}");
     copier.join().unwrap();
+    // Each file arrived whole on the other side.
+    let same =
+        |a: &std::path::Path, b: &std::path::Path| std::fs::read(a).unwrap() == std::fs::read(b).unwrap();
+    assert!(same(&to_customer, &agent_inbox.join("Anleitung.pdf")), "{agent_out}");
+    assert!(same(&to_technician, &viewer_inbox.join("Logdatei.txt")), "{viewer_out}");
+    assert!(agent_out.contains("file done: Anleitung.pdf (3000000 bytes"), "{agent_out}");
     assert!(agent_out.contains("control yes, clipboard yes"), "{agent_out}");
     assert!(agent_out.contains("clipboard from the technician: 17 bytes"), "{agent_out}");
     assert!(viewer_out.contains("clipboard from the customer: 21 bytes"), "{viewer_out}");

@@ -37,6 +37,12 @@ pub struct AgentOptions {
     pub view_only: bool,
     /// Do not exchange clipboard text.
     pub no_clipboard: bool,
+    /// Refuse files, send none.
+    pub no_files: bool,
+    /// Where received files go (default: Downloads/lifebuoy).
+    pub inbox: Option<std::path::PathBuf>,
+    /// Files and folders to send to the technician once connected.
+    pub send_files: Vec<std::path::PathBuf>,
 }
 
 /// Why no technician could be reached, in the customer's words.
@@ -125,7 +131,12 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
         let monitors = shared.monitors.iter().take(16).map(MonitorInfo::to_wire).collect();
         session.control.tx.send(&Control::ScreenLayout { monitors }).await?;
     }
-    let control = take_input(&session, screen.as_ref(), options.display.as_deref(), !options.view_only);
+    let inbox = if options.no_files { None } else { super::files::inbox(options.inbox.clone()) };
+    let control =
+        take_input(&session, screen.as_ref(), options.display.as_deref(), !options.view_only, inbox.clone());
+    if !options.send_files.is_empty() && inbox.is_some() {
+        super::files::send_paths(session.link.clone(), options.send_files.clone());
+    }
     let (copied_tx, mut copied) = tokio::sync::mpsc::channel::<String>(4);
     let clipboard = if options.no_clipboard || screen.is_none() {
         None
@@ -135,15 +146,16 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
     let permissions = Permissions {
         view: screen.is_some(),
         control: control.is_some(),
-        files: false,
+        files: inbox.is_some(),
         clipboard: clipboard.is_some(),
     };
     session.control.tx.send(&Control::Permissions(permissions)).await?;
     say!(
-        "technician may: see the screen {}, control {}, clipboard {}",
+        "technician may: see the screen {}, control {}, clipboard {}, files {}",
         if permissions.view { "yes" } else { "no" },
         if permissions.control { "yes" } else { "no" },
-        if permissions.clipboard { "yes" } else { "no" }
+        if permissions.clipboard { "yes" } else { "no" },
+        if permissions.files { "yes" } else { "no" }
     );
     let deadline = async {
         match options.end_after {
@@ -210,14 +222,15 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Applies the technician's input from every input stream of the session
-/// (when allowed; otherwise input streams are refused); the returned
+/// Serves the technician's streams: input applied (when allowed), files
+/// received into `inbox` (when allowed); refused otherwise. The returned
 /// handle's thread releases every held key when the session is gone.
 fn take_input(
     session: &crate::session::Session,
     screen: Option<&SharedScreen>,
     display: Option<&str>,
     allowed: bool,
+    inbox: Option<std::sync::Arc<crate::transfer::Inbox>>,
 ) -> Option<crate::input::InjectorHandle> {
     use crate::input::{receive_input, Injector, InjectorHandle};
     use crate::session::IncomingStream;
@@ -246,9 +259,16 @@ fn take_input(
                         }
                     });
                 }
-                // View only, or files (their issue): refused.
+                // View only: refused.
                 (IncomingStream::Input(mut s), None) => s.stop(lifebuoy_proto::close::STREAM_PROTOCOL_ERROR),
-                (IncomingStream::File(mut f), _) => f.stop(lifebuoy_proto::close::STREAM_PROTOCOL_ERROR),
+                (IncomingStream::File(f), _) => match &inbox {
+                    Some(inbox) => super::files::receive(f, inbox.clone()),
+                    None => {
+                        let mut f = f;
+                        say!("a file from the technician was refused (file transfer is off)");
+                        f.stop(crate::transfer::receiver::STOP_REFUSED);
+                    }
+                },
                 (IncomingStream::Screen(mut s), _) => s.stop(lifebuoy_proto::close::STREAM_PROTOCOL_ERROR),
             }
         }

@@ -3,6 +3,7 @@
 //! NAT lab and scripted tests; the windows of the GUI drive the same steps).
 
 pub mod agent;
+mod files;
 pub mod rendezvous;
 pub mod viewer;
 

@@ -38,10 +38,18 @@ pub struct ViewerOptions {
     pub type_text: Option<String>,
     /// Text to put on the customer's clipboard once the screen shows.
     pub clipboard: Option<String>,
+    /// Where received files go (default: Downloads/lifebuoy).
+    pub inbox: Option<std::path::PathBuf>,
+    /// Files and folders to send to the customer once connected.
+    pub send_files: Vec<std::path::PathBuf>,
 }
 
 /// Hands the peer's streams to whoever handles them.
-async fn route_streams(link: crate::session::Link, screen: Arc<ScreenReceiver>) {
+async fn route_streams(
+    link: crate::session::Link,
+    screen: Arc<ScreenReceiver>,
+    inbox: Option<Arc<crate::transfer::Inbox>>,
+) {
     while let Ok(stream) = link.accept().await {
         match stream {
             IncomingStream::Screen(s) => {
@@ -52,8 +60,10 @@ async fn route_streams(link: crate::session::Link, screen: Arc<ScreenReceiver>) 
                     }
                 });
             }
-            // Files come with their own issue; refuse them for now.
-            IncomingStream::File(mut f) => f.stop(lifebuoy_proto::close::STREAM_PROTOCOL_ERROR),
+            IncomingStream::File(mut f) => match &inbox {
+                Some(inbox) => super::files::receive(f, inbox.clone()),
+                None => f.stop(crate::transfer::receiver::STOP_REFUSED),
+            },
             IncomingStream::Input(mut i) => i.stop(lifebuoy_proto::close::STREAM_PROTOCOL_ERROR),
         }
     }
@@ -159,7 +169,12 @@ pub async fn run(identity: Identity, options: ViewerOptions) -> anyhow::Result<(
                         );
                         let mut session = link.session;
                         let screen = Arc::new(ScreenReceiver::start());
-                        let streams = tokio::spawn(route_streams(session.link.clone(), screen.clone()));
+                        let inbox = super::files::inbox(options.inbox.clone());
+                        let streams =
+                            tokio::spawn(route_streams(session.link.clone(), screen.clone(), inbox.clone()));
+                        if !options.send_files.is_empty() {
+                            super::files::send_paths(session.link.clone(), options.send_files.clone());
+                        }
                         let typing = options.type_text.clone().map(|text| {
                             tokio::spawn(type_when_shown(session.link.clone(), screen.clone(), text))
                         });
