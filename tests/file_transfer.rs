@@ -407,3 +407,33 @@ async fn a_full_disk_gives_a_clear_error_and_no_file() {
     assert!(left[0] == "a.bin" || left[0] == "b.bin");
     assert_eq!(hash_file(&small.path().join(&left[0])), hash_file(&src.path().join(&left[0])));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_receiving_side_can_cancel_too() {
+    let src = tempfile::tempdir().unwrap();
+    let big = src.path().join("gross.bin");
+    random_file(&big, 200 << 20, 11);
+    let (agent, viewer) = session_pair().await;
+    let dest = tempfile::tempdir().unwrap();
+    let (events_tx, mut events) = mpsc::channel(64);
+    let inbox = Arc::new(Inbox::new(dest.path().to_owned(), Events(Some(events_tx))).unwrap());
+    let mut rx = receive_all(viewer.link.clone(), inbox.clone());
+    let sending = {
+        let link = agent.link.clone();
+        tokio::spawn(async move {
+            let (entries, _) = collect(&[big]).unwrap();
+            let (_c, cancel) = watch::channel(false);
+            send(&link, 77, entries, Events::none(), cancel).await
+        })
+    };
+    loop {
+        if let TransferEvent::Progress { transfer, .. } = events.recv().await.unwrap() {
+            inbox.cancel(transfer);
+            break;
+        }
+    }
+    let err = results(&mut rx, 1).await.pop().unwrap().unwrap_err();
+    assert!(matches!(err, ReceiveError::Cancelled), "{err}");
+    assert!(sending.await.unwrap().is_err(), "the sender learns it was refused");
+    assert!(everything(dest.path()).is_empty());
+}

@@ -41,6 +41,9 @@ pub enum ReceiveError {
         /// Its size.
         size: u64,
     },
+    /// Cancelled on this side.
+    #[error("cancelled here")]
+    Cancelled,
     /// A path on the way is a file or a link, not a folder.
     #[error("cannot create {0}: something that is not a folder is in the way")]
     InTheWay(String),
@@ -62,6 +65,8 @@ pub struct Inbox {
     /// Per drop, what its outermost name became (a folder "Projekt" that
     /// already existed is received as "Projekt (1)", all its files too).
     tops: Mutex<HashMap<(u64, String), String>>,
+    /// Drops the person on this side cancelled.
+    cancelled: Mutex<std::collections::HashSet<u64>>,
 }
 
 fn disk_error(path: &str, error: std::io::Error, size: u64) -> ReceiveError {
@@ -79,7 +84,17 @@ impl Inbox {
         if !meta.is_dir() {
             return Err(std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a folder"));
         }
-        Ok(Inbox { root, events, tops: Mutex::default() })
+        Ok(Inbox { root, events, tops: Mutex::default(), cancelled: Mutex::default() })
+    }
+
+    /// Cancels drop `transfer` on this side: its files still arriving are
+    /// stopped and deleted (the sender sees them refused).
+    pub fn cancel(&self, transfer: u64) {
+        self.cancelled.lock().expect("not poisoned").insert(transfer);
+    }
+
+    fn is_cancelled(&self, transfer: u64) -> bool {
+        self.cancelled.lock().expect("not poisoned").contains(&transfer)
     }
 
     /// The folder files go to.
@@ -162,7 +177,14 @@ pub async fn receive_file(mut stream: FramedRecv<File>, inbox: &Inbox) -> Result
                 // Finished before the end message: the sender went away.
                 return Err(SessionError::StreamClosed.into());
             };
-            match state.on_message(&msg)? {
+            let step = state.on_message(&msg)?;
+            if let Step::Create { header, .. } = &step {
+                transfer = header.transfer;
+            }
+            if inbox.is_cancelled(transfer) {
+                return Err(ReceiveError::Cancelled);
+            }
+            match step {
                 Step::Create { header, path } => {
                     (sent_path, transfer) = (header.path.clone(), header.transfer);
                     inbox
