@@ -156,7 +156,7 @@ async fn ten_thousand_small_files_in_nested_folders() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_file_over_4_gib_streams_through_and_stays_sparse() {
+async fn a_file_over_4_gib_streams_through_both_ways_and_stays_sparse() {
     let src = tempfile::tempdir().unwrap();
     let big = src.path().join("gross.img");
     {
@@ -169,28 +169,38 @@ async fn a_file_over_4_gib_streams_through_and_stays_sparse() {
         }
     }
     let (agent, viewer) = session_pair().await;
-    let dest = tempfile::tempdir().unwrap();
-    let inbox = Arc::new(Inbox::new(dest.path().to_owned(), Events::none()).unwrap());
-    let mut rx = receive_all(viewer.link.clone(), inbox);
-    transfer(&agent, std::slice::from_ref(&big)).await.unwrap();
-    let got = results(&mut rx, 1).await.pop().unwrap().unwrap();
-    assert_eq!(std::fs::metadata(&got).unwrap().len(), std::fs::metadata(&big).unwrap().len());
-    assert_eq!(hash_file(&got), hash_file(&big));
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        let blocks = std::fs::metadata(&got).unwrap().blocks();
-        assert!(blocks * 512 < 64 << 20, "the received file is not sparse: {} bytes on disk", blocks * 512);
+    let expected = hash_file(&big);
+    for (from, to) in [(&agent, &viewer), (&viewer, &agent)] {
+        let dest = tempfile::tempdir().unwrap();
+        let inbox = Arc::new(Inbox::new(dest.path().to_owned(), Events::none()).unwrap());
+        let mut rx = receive_all(to.link.clone(), inbox);
+        transfer(from, std::slice::from_ref(&big)).await.unwrap();
+        let got = results(&mut rx, 1).await.pop().unwrap().unwrap();
+        assert_eq!(std::fs::metadata(&got).unwrap().len(), std::fs::metadata(&big).unwrap().len());
+        assert_eq!(hash_file(&got), expected);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let blocks = std::fs::metadata(&got).unwrap().blocks();
+            assert!(
+                blocks * 512 < 64 << 20,
+                "the received file is not sparse: {} bytes on disk",
+                blocks * 512
+            );
+        }
     }
 }
 
-/// Sends hand-made messages on one file stream.
+/// Sends hand-made messages on one file stream (the receiver may stop it
+/// early: refusing a name does not wait for the data).
 async fn raw_stream(link: &Link, messages: &[File]) {
     let mut tx = link.open::<File>().await.unwrap();
     for m in messages {
-        tx.send(m).await.unwrap();
+        if tx.send(m).await.is_err() {
+            return;
+        }
     }
-    tx.finish().unwrap();
+    let _ = tx.finish();
 }
 
 fn header(path: &str, size: u64) -> File {
@@ -399,13 +409,18 @@ async fn a_full_disk_gives_a_clear_error_and_no_file() {
     let outcomes = results(&mut rx, 2).await;
     let ok: Vec<_> = outcomes.iter().filter_map(|r| r.as_ref().ok()).collect();
     let failed: Vec<_> = outcomes.iter().filter_map(|r| r.as_ref().err()).collect();
-    assert_eq!((ok.len(), failed.len()), (1, 1), "{outcomes:?}");
-    assert!(matches!(failed[0], ReceiveError::DiskFull { .. }), "{}", failed[0]);
-    // Only the file that fit, whole, and no temporary file.
+    // Written at the same time, at most one fits (both may run out).
+    assert!(ok.len() <= 1 && !failed.is_empty(), "{outcomes:?}");
+    for f in &failed {
+        assert!(matches!(f, ReceiveError::DiskFull { .. }), "{f}");
+    }
+    // Only a file that fit, whole, and no temporary file.
     let left = everything(small.path());
-    assert_eq!(left.len(), 1, "{left:?}");
-    assert!(left[0] == "a.bin" || left[0] == "b.bin");
-    assert_eq!(hash_file(&small.path().join(&left[0])), hash_file(&src.path().join(&left[0])));
+    assert_eq!(left.len(), ok.len(), "{left:?}");
+    for name in &left {
+        assert!(name == "a.bin" || name == "b.bin");
+        assert_eq!(hash_file(&small.path().join(name)), hash_file(&src.path().join(name)));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -104,8 +104,8 @@ impl Inbox {
 
     /// The outermost name for this drop: the sent one, or a numbered
     /// alternative if something of that name was there before the drop.
-    fn top(&self, transfer: u64, path: &SafePath) -> SafePath {
-        if path.components().len() == 1 {
+    fn top(&self, transfer: u64, path: &SafePath, entry: EntryKind) -> SafePath {
+        if path.components().len() == 1 && entry == EntryKind::File {
             // A single file: numbered when it is committed.
             return path.clone();
         }
@@ -191,7 +191,7 @@ pub async fn receive_file(mut stream: FramedRecv<File>, inbox: &Inbox) -> Result
                         .events
                         .send(TransferEvent::Started { transfer, path: sent_path.clone(), size: header.size })
                         .await;
-                    let path = inbox.top(header.transfer, &path);
+                    let path = inbox.top(header.transfer, &path, header.entry);
                     let names = path.components();
                     match header.entry {
                         EntryKind::Folder => {
@@ -234,6 +234,12 @@ pub async fn receive_file(mut stream: FramedRecv<File>, inbox: &Inbox) -> Result
                     }
                 }
                 Step::Commit => {
+                    // The stream must end here; reading its end also tells
+                    // the sender everything was taken (a stream dropped
+                    // unread would look refused to it).
+                    if stream.recv().await?.is_some() {
+                        return Err(TransferError::Order.into());
+                    }
                     let hash = match &msg {
                         File::End { blake3 } => hex(blake3),
                         _ => String::new(),
