@@ -14,37 +14,19 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::session_pair;
+use common::{random_file, session_pair};
 use lifebuoy::session::IncomingStream;
 use lifebuoy::transfer::{collect, receive_file, send, Events, Inbox};
 use tokio::sync::watch;
 
 const BIG: u64 = 2 << 30;
 
-fn write_random(path: &std::path::Path, size: u64) {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut left = size;
-    while left > 0 {
-        for w in buf.chunks_exact_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            w.copy_from_slice(&x.to_le_bytes());
-        }
-        let n = left.min(buf.len() as u64) as usize;
-        f.write_all(&buf[..n]).unwrap();
-        left -= n as u64;
-    }
-}
-
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
         let work = tempfile::tempdir_in(std::env::var_os("LIFEBUOY_BENCH_DIR").unwrap_or_else(|| "target".into())).unwrap();
         let big = work.path().join("big.bin");
-        write_random(&big, BIG);
+        random_file(&big, BIG, 0x9e37_79b9_7f4a_7c15);
         // Warm the page cache for both runs alike.
         std::io::copy(&mut std::fs::File::open(&big).unwrap(), &mut std::io::sink()).unwrap();
         let (agent, viewer) = session_pair().await;

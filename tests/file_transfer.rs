@@ -15,7 +15,7 @@ use lifebuoy::transfer::{collect, receive_file, send, Events, Inbox, ReceiveErro
 use tokio::sync::{mpsc, watch};
 
 mod common;
-use common::session_pair;
+use common::{random_file, session_pair};
 
 /// Receives every file stream on `link` into `inbox`; results in order of completion.
 fn receive_all(link: Link, inbox: Arc<Inbox>) -> mpsc::UnboundedReceiver<Result<PathBuf, ReceiveError>> {
@@ -60,24 +60,6 @@ fn tree(dir: &Path) -> Vec<(String, String)> {
     walk(dir, dir, &mut out);
     out.sort();
     out
-}
-
-fn random_file(path: &Path, size: usize, seed: u64) {
-    let mut f = std::fs::File::create(path).unwrap();
-    let mut x = seed | 1;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut left = size;
-    while left > 0 {
-        for w in buf.chunks_exact_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            w.copy_from_slice(&x.to_le_bytes());
-        }
-        let n = left.min(buf.len());
-        f.write_all(&buf[..n]).unwrap();
-        left -= n;
-    }
 }
 
 async fn transfer(from: &Session, paths: &[PathBuf]) -> Result<(), lifebuoy::transfer::SendError> {

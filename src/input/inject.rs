@@ -135,14 +135,7 @@ impl Injector {
             }
             Input::Button { button, pressed, modifiers } => {
                 self.hold_modifiers(modifiers.0)?;
-                let b = match button {
-                    MouseButton::Left => enigo::Button::Left,
-                    MouseButton::Right => enigo::Button::Right,
-                    MouseButton::Middle => enigo::Button::Middle,
-                    MouseButton::Back => enigo::Button::Back,
-                    MouseButton::Forward => enigo::Button::Forward,
-                };
-                self.enigo.button(b, direction(*pressed)).map_err(refused)?;
+                self.enigo.button(enigo_button(*button), direction(*pressed)).map_err(refused)?;
                 if *pressed {
                     self.buttons.insert(*button);
                 } else {
@@ -215,14 +208,7 @@ impl Injector {
             }
         }
         for button in std::mem::take(&mut self.buttons) {
-            let b = match button {
-                MouseButton::Left => enigo::Button::Left,
-                MouseButton::Right => enigo::Button::Right,
-                MouseButton::Middle => enigo::Button::Middle,
-                MouseButton::Back => enigo::Button::Back,
-                MouseButton::Forward => enigo::Button::Forward,
-            };
-            if let Err(e) = self.enigo.button(b, Direction::Release) {
+            if let Err(e) = self.enigo.button(enigo_button(button), Direction::Release) {
                 first_error.get_or_insert(refused(e));
             }
         }
@@ -239,6 +225,16 @@ impl Drop for Injector {
         if let Err(e) = self.release_all() {
             tracing::warn!("releasing keys at the end: {e}");
         }
+    }
+}
+
+fn enigo_button(button: MouseButton) -> enigo::Button {
+    match button {
+        MouseButton::Left => enigo::Button::Left,
+        MouseButton::Right => enigo::Button::Right,
+        MouseButton::Middle => enigo::Button::Middle,
+        MouseButton::Back => enigo::Button::Back,
+        MouseButton::Forward => enigo::Button::Forward,
     }
 }
 

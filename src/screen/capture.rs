@@ -23,6 +23,21 @@ pub struct MonitorInfo {
 }
 
 impl MonitorInfo {
+    /// Monitors of these sizes placed left to right, the first primary
+    /// (for systems that say nothing of their layout).
+    pub fn side_by_side(sizes: &[(u32, u32)], name: impl Fn(usize) -> String) -> Vec<MonitorInfo> {
+        let mut x = 0i32;
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &(width, height))| {
+                let m = MonitorInfo { id: i as u8, name: name(i), x, y: 0, width, height, primary: i == 0 };
+                x = x.saturating_add(width as i32);
+                m
+            })
+            .collect()
+    }
+
     /// As the layout message carries it (sizes beyond 65535 are cut).
     pub fn to_wire(&self) -> lifebuoy_proto::control::Monitor {
         let mut name: String = self.name.chars().filter(|c| !c.is_control()).collect();

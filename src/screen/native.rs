@@ -83,24 +83,7 @@ fn serve(
             return;
         }
     };
-    let mut x = 0i32;
-    let monitors = sizes
-        .iter()
-        .enumerate()
-        .map(|(i, &(width, height))| {
-            let m = MonitorInfo {
-                id: i as u8,
-                name: format!("display {}", i + 1),
-                x,
-                y: 0,
-                width,
-                height,
-                primary: i == 0,
-            };
-            x = x.saturating_add(width as i32);
-            m
-        })
-        .collect();
+    let monitors = MonitorInfo::side_by_side(&sizes, |i| format!("display {}", i + 1));
     if info.send(Ok(monitors)).is_err() {
         return;
     }

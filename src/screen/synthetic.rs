@@ -25,24 +25,7 @@ impl Synthetic {
 
     /// Monitors of these sizes, left to right; the first is primary.
     pub fn with_monitors(sizes: &[(u32, u32)]) -> Synthetic {
-        let mut x = 0;
-        let monitors = sizes
-            .iter()
-            .enumerate()
-            .map(|(i, &(width, height))| {
-                let m = MonitorInfo {
-                    id: i as u8,
-                    name: format!("synthetic-{i}"),
-                    x,
-                    y: 0,
-                    width,
-                    height,
-                    primary: i == 0,
-                };
-                x += width as i32;
-                m
-            })
-            .collect();
+        let monitors = MonitorInfo::side_by_side(sizes, |i| format!("synthetic-{i}"));
         Synthetic { monitors, selected: 0, frame: 0, image: Image::new(1, 1) }
     }
 

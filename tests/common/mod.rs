@@ -81,3 +81,23 @@ pub async fn session_pair() -> (lifebuoy::session::Session, lifebuoy::session::S
     );
     (a.unwrap(), v.unwrap())
 }
+
+/// Writes `size` bytes of xorshift noise (incompressible, reproducible by `seed`).
+pub fn random_file(path: &std::path::Path, size: u64, seed: u64) {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut x = seed | 1;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        for w in buf.chunks_exact_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            w.copy_from_slice(&x.to_le_bytes());
+        }
+        let n = left.min(buf.len() as u64) as usize;
+        f.write_all(&buf[..n]).unwrap();
+        left -= n as u64;
+    }
+}
