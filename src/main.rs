@@ -198,7 +198,9 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LIFEBUOY_LOG").unwrap_or_else(|_| "warn".into()),
+            // enigo warns about every unmapped modifier of the X keymap: not the customer's concern.
+            tracing_subscriber::EnvFilter::try_from_env("LIFEBUOY_LOG")
+                .unwrap_or_else(|_| "warn,enigo=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();
