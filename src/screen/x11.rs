@@ -22,6 +22,10 @@ use lifebuoy_proto::screen::{CursorShape, CURSOR_MAX_SIDE};
 
 use super::capture::{Capture, CaptureError, CursorSample, Grab, MonitorInfo};
 
+/// Damage rectangles fetched one by one at most; a report in more pieces
+/// than this is fetched as the whole monitor (one request beats hundreds).
+const MAX_RECTS: usize = 64;
+
 /// Grabs whose damage counts as "busy" for [`Capture::wait_urgent`]: the
 /// last two (30 ms at 60 Hz). A steady scroller is in every grab; a
 /// keystroke's echo, even in fast typing, in one.
@@ -263,7 +267,9 @@ impl Capture for X11Capture {
         match &damage {
             // Only what was drawn: a typed character costs a few hundred bytes
             // of copying instead of a whole frame.
-            Some(rects) if area * 2 < u64::from(m.width) * u64::from(m.height) => {
+            Some(rects)
+                if rects.len() <= MAX_RECTS && area * 2 < u64::from(m.width) * u64::from(m.height) =>
+            {
                 fetch(&self.conn, self.root, self.segment, &self.map, &m, rects, frame)?;
             }
             _ => {
