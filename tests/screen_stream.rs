@@ -200,7 +200,8 @@ async fn paced_pipeline_delivers_every_update_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_technician_switches_monitors_and_sees_the_pointer() {
-    let p = Pipeline::start(Box::new(Synthetic::with_monitors(&[(320, 200), (200, 150)]))).await;
+    // The second monitor is the first turned upright.
+    let p = Pipeline::start(Box::new(Synthetic::with_monitors(&[(320, 200), (200, 320)]))).await;
     let first = p.frame(|f| f.seq >= 3).await;
     assert_eq!((first.monitor, first.image.width, first.image.height), (0, 320, 200));
     let c = p.cursor(|c| c.shape.is_some()).await;
@@ -208,10 +209,10 @@ async fn the_technician_switches_monitors_and_sees_the_pointer() {
     p.monitor.send_replace(1);
     let second = p.frame(|f| f.monitor == 1).await;
     // A fresh frame of the other monitor, exact, and the stream goes on from there.
-    assert_eq!((second.image.width, second.image.height), (200, 150));
-    assert!(*second.image == Synthetic::frame_of(1, 200, 150, second.seq as u32 - 1));
+    assert_eq!((second.image.width, second.image.height), (200, 320));
+    assert!(*second.image == Synthetic::frame_of(1, 200, 320, second.seq as u32 - 1));
     let later = p.frame(|f| f.seq >= second.seq + 5).await;
-    assert!(*later.image == Synthetic::frame_of(1, 200, 150, later.seq as u32 - 1));
+    assert!(*later.image == Synthetic::frame_of(1, 200, 320, later.seq as u32 - 1));
     let c = p.cursor(|c| c.monitor == 1 && c.visible).await;
     assert!((0..200).contains(&c.x), "pointer column {} outside monitor 1", c.x);
     p.stop().await;

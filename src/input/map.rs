@@ -149,11 +149,7 @@ pub fn map_event(geometry: &ViewGeometry, event: &Event, out: &mut Vec<Input>) {
                 modifiers: modifiers(*m),
             });
         }
-        Event::WindowFocused(false) | Event::PointerGone => {
-            if matches!(event, Event::WindowFocused(false)) {
-                out.push(Input::ReleaseAll);
-            }
-        }
+        Event::WindowFocused(false) => out.push(Input::ReleaseAll),
         _ => {}
     }
 }

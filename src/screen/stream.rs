@@ -299,6 +299,26 @@ impl CaptureLoop {
     }
 }
 
+/// A copy of the decoder's image to publish. `spare` is the image
+/// published two updates ago, if the viewer let go of it: brought up to
+/// date with the tiles of both updates since (`before`, `now`) instead of
+/// copying the whole frame, unless it has another shape or the newest
+/// update started a fresh frame.
+fn publishable(spare: Option<Image>, img: &Image, before: &[u32], now: &[u32], fresh: bool) -> Image {
+    match spare {
+        Some(mut s) if !fresh && (s.width, s.height) == (img.width, img.height) => {
+            for &index in before.iter().chain(now) {
+                let r = img.tile_rect(index);
+                for dy in 0..r.h {
+                    s.row_mut(r, dy).copy_from_slice(img.row(r, dy));
+                }
+            }
+            s
+        }
+        _ => img.clone(),
+    }
+}
+
 /// The newest complete image on the viewer.
 #[derive(Clone, Debug)]
 pub struct Frame {
@@ -362,20 +382,7 @@ impl ScreenReceiver {
                             Ok(_) => {
                                 let img = decoder.image().expect("just decoded");
                                 let (touched, fresh) = decoder.touched();
-                                let copy = match spare.take() {
-                                    // The spare is two updates old: bring it up to date
-                                    // with the tiles of both, not the whole frame.
-                                    Some(mut s) if !fresh && s.pixels.len() == img.pixels.len() => {
-                                        for &index in touched_before.iter().chain(touched) {
-                                            let r = img.tile_rect(index);
-                                            for dy in 0..r.h {
-                                                s.row_mut(r, dy).copy_from_slice(img.row(r, dy));
-                                            }
-                                        }
-                                        s
-                                    }
-                                    _ => img.clone(),
-                                };
+                                let copy = publishable(spare.take(), img, &touched_before, touched, fresh);
                                 touched_before.clear();
                                 touched_before.extend_from_slice(touched);
                                 let frame = Frame { seq: next, monitor, image: Arc::new(copy) };
@@ -414,5 +421,32 @@ impl ScreenReceiver {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filled(w: u32, h: u32, v: u8) -> Image {
+        Image { width: w, height: h, pixels: vec![v; (w * h * 4) as usize] }
+    }
+
+    #[test]
+    fn a_reused_image_takes_the_changed_tiles_and_never_keeps_another_shape() {
+        // Two updates ago everything was 1; tile 0 changed then, tile 3 now.
+        let mut img = filled(256, 128, 1);
+        for i in [0u32, 3] {
+            let r = img.tile_rect(i);
+            for dy in 0..r.h {
+                img.row_mut(r, dy).fill(9);
+            }
+        }
+        assert!(publishable(Some(filled(256, 128, 1)), &img, &[0], &[3], false) == img);
+        // As many pixels, turned: a fresh copy, whatever the tiles say.
+        let turned = filled(128, 256, 5);
+        let out = publishable(Some(filled(256, 128, 1)), &turned, &[0, 1, 2, 3, 4, 5, 6, 7], &[0], false);
+        assert!(out == turned);
+        assert!(publishable(Some(filled(256, 128, 1)), &img, &[], &[], true) == img);
     }
 }

@@ -251,7 +251,7 @@ impl Capture for X11Capture {
         // Take the damage so far (which also re-arms its reports), then the
         // pixels: drawing between the two is in the image and reported
         // again next time, so nothing is missed.
-        let damage = if fits { self.take_damage(&m)? } else { self.take_damage(&m).map(|_| None)? };
+        let damage = self.take_damage(&m)?.filter(|_| fits);
         self.drain_damage();
         if let Some(p) = self.pending.take() {
             if self.recent.len() == BUSY_MEMORY {
@@ -260,10 +260,10 @@ impl Capture for X11Capture {
             self.recent.push_back(p);
         }
         let area: u64 = damage.iter().flatten().map(|r| u64::from(r.w) * u64::from(r.h)).sum();
-        let frame = self.frame.get_or_insert_with(|| Image::new(m.width, m.height));
         if !fits {
-            *frame = Image::new(m.width, m.height);
+            self.frame = Some(Image::new(m.width, m.height));
         }
+        let frame = self.frame.as_mut().expect("made above when missing");
         match &damage {
             // Only what was drawn: a typed character costs a few hundred bytes
             // of copying instead of a whole frame.

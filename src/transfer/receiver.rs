@@ -159,7 +159,7 @@ struct Incoming {
     folder: PathBuf,
     name: String,
     header: FileHeader,
-    /// Zeros skipped at the end, to be made by setting the length.
+    /// Bytes written (or skipped as zeros) so far.
     written: u64,
 }
 
@@ -241,7 +241,7 @@ pub async fn receive_file(mut stream: FramedRecv<File>, inbox: &Inbox) -> Result
                         return Err(TransferError::Order.into());
                     }
                     let hash = match &msg {
-                        File::End { blake3 } => hex(blake3),
+                        File::End { blake3 } => blake3::Hash::from_bytes(*blake3).to_hex().to_string(),
                         _ => String::new(),
                     };
                     let Some(file) = incoming.take() else {
@@ -317,8 +317,4 @@ fn enough_space(folder: &Path, size: u64, path: &str) -> Result<(), ReceiveError
     }
     let _ = (folder, size, path);
     Ok(())
-}
-
-pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

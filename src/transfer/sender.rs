@@ -13,7 +13,6 @@ use lifebuoy_proto::stream::FILE_CHUNK_MAX;
 use tokio::sync::{watch, Semaphore};
 
 use super::events::{Events, Meter, TransferEvent};
-use super::receiver::hex;
 use crate::session::{Link, SessionError};
 
 /// Files on the way at once.
@@ -130,13 +129,12 @@ pub async fn send(
         let (link, events, cancel) = (link.clone(), events.clone(), cancel.clone());
         tasks.spawn(async move {
             let _permit = permit;
-            send_one(&link, transfer, &entry, &events, cancel).await.inspect_err(|e| {
-                let reason = e.to_string();
-                let (events, path) = (events.clone(), entry.name.clone());
-                tokio::spawn(
-                    async move { events.send(TransferEvent::Failed { transfer, path, reason }).await },
-                );
-            })
+            let result = send_one(&link, transfer, &entry, &events, cancel).await;
+            if let Err(e) = &result {
+                let (path, reason) = (entry.name.clone(), e.to_string());
+                events.send(TransferEvent::Failed { transfer, path, reason }).await;
+            }
+            result
         });
         // Finished ones report early failures without waiting for the rest.
         while let Some(done) = tasks.try_join_next() {
@@ -233,7 +231,7 @@ async fn send_one(
             transfer,
             path: entry.name.clone(),
             size: entry.size,
-            blake3: hex(hash.as_bytes()),
+            blake3: hash.to_hex().to_string(),
         })
         .await;
     Ok(())
