@@ -12,19 +12,56 @@ use std::sync::Arc;
 use anyhow::Context;
 use lifebuoy::net::Identity;
 use lifebuoy::rendezvous::server::{Limits, Server, ServerConfig};
-use lifebuoy::roles::agent::AgentOptions;
-use lifebuoy::roles::viewer::ViewerOptions;
+use lifebuoy::roles::agent::{AgentOptions, AgentSetup};
+use lifebuoy::roles::viewer::{ViewerOptions, ViewerSetup};
 use lifebuoy::roles::CompanyServer;
 
-pub fn run() -> anyhow::Result<()> {
+/// The demo with windows: the technician's viewer and the customer's agent
+/// as two processes of this binary, on this desktop, until the agent closes.
+pub fn run_windows(lang: &str) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(demo())
+    runtime.block_on(windows(lang))
 }
 
-async fn demo() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir().context("a temporary folder for the demo's staff list")?;
-    let technician = Identity::generate("Demo-Techniker")?;
-    let staff = dir.path().join("staff.toml");
+async fn windows(lang: &str) -> anyhow::Result<()> {
+    use std::process::Command;
+    let dir = tempfile::tempdir().context("a temporary folder for the demo")?;
+    let (technician, _) =
+        Identity::load_or_create(&dir.path().join(lifebuoy::config::TECHNICIAN_KEY), "Demo-Techniker")?;
+    let (company, server) = company(dir.path(), &technician).await?;
+    let exe = std::env::current_exe().context("finding this program")?;
+    let server_args = |cmd: &mut Command| {
+        cmd.args(["--rendezvous", &company.addr.to_string(), "--rendezvous-pin", &company.pin.to_string()])
+            .args(["--tunnel-port", &company.tunnel_port.to_string(), "--lang", lang]);
+    };
+    println!("== the technician's window (Demo-Techniker)");
+    let mut viewer = Command::new(&exe);
+    viewer.args(["--config-dir", &dir.path().display().to_string(), "viewer", "--name", "Demo-Techniker"]);
+    server_args(&mut viewer);
+    let mut viewer = viewer.spawn().context("starting the viewer")?;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The customer's screen is a desktop of its own (with an xterm), so the
+    // technician does not look at a picture of their own window.
+    let desktop = Desktop::start();
+    println!("== the customer's window: double-click Demo-Techniker, then accept in the technician's window");
+    let mut agent = Command::new(&exe);
+    agent.args(["agent", "--company", "Demo GmbH", "--label", "Kunde 4711"]);
+    if let Some(d) = &desktop {
+        println!("== the customer's desktop: Xvfb {} with an xterm", d.display);
+        agent.args(["--display", &d.display]);
+    }
+    server_args(&mut agent);
+    let status = tokio::task::spawn_blocking(move || agent.spawn().and_then(|mut a| a.wait())).await??;
+    println!("== the customer's agent exited ({status}); close the technician's window to end the demo");
+    tokio::task::spawn_blocking(move || viewer.wait()).await??;
+    drop(desktop);
+    server.shutdown().await;
+    Ok(())
+}
+
+/// A rendezvous on loopback whose staff directory lists `technician`.
+async fn company(dir: &std::path::Path, technician: &Identity) -> anyhow::Result<(CompanyServer, Server)> {
+    let staff = dir.join("staff.toml");
     std::fs::write(
         &staff,
         format!(
@@ -49,20 +86,30 @@ async fn demo() -> anyhow::Result<()> {
         tunnel_port: server.relay_tcp_addr().map_or(5511, |a| a.port()),
     };
     println!("== rendezvous on {} (fingerprint {})", company.addr, pin.short());
+    Ok((company, server))
+}
+
+pub fn run() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(demo())
+}
+
+async fn demo() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir().context("a temporary folder for the demo's staff list")?;
+    let technician = Identity::generate("Demo-Techniker")?;
+    let (company, server) = company(dir.path(), &technician).await?;
 
     println!("== technician signs in");
     let viewer = tokio::spawn(lifebuoy::roles::viewer::run(
         technician,
         ViewerOptions {
-            server: company,
-            name: "Demo-Techniker".into(),
+            setup: ViewerSetup { server: company, name: "Demo-Techniker".into(), inbox: None },
             accept: true,
             sessions: 1,
             screenshot: None,
             monitor: None,
             type_text: None,
             clipboard: None,
-            inbox: None,
             send_files: Vec::new(),
         },
     ));
@@ -75,16 +122,18 @@ async fn demo() -> anyhow::Result<()> {
     }
     println!("== customer starts the agent and asks Demo-Techniker for help");
     lifebuoy::roles::agent::run(AgentOptions {
-        server: company,
+        setup: AgentSetup {
+            server: company,
+            display: desktop.as_ref().map(|d| d.display.clone()),
+            view_only: false,
+            no_clipboard: false,
+            no_files: true,
+            inbox: None,
+        },
         staff: "Demo-Techniker".into(),
         label: "Kunde 4711".into(),
         end_after_connect: desktop.is_none(),
         end_after: Some(std::time::Duration::from_secs(2)),
-        display: desktop.as_ref().map(|d| d.display.clone()),
-        view_only: false,
-        no_clipboard: false,
-        no_files: true,
-        inbox: None,
         send_files: Vec::new(),
     })
     .await?;

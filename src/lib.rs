@@ -14,5 +14,6 @@ pub mod roles;
 pub mod screen;
 pub mod session;
 pub mod transfer;
+pub mod ui;
 
 pub use lifebuoy_proto as proto;

@@ -93,13 +93,20 @@ enum Command {
         #[arg(long, default_value_t = 20.0)]
         connect_rate_per_ip: f64,
     },
-    /// The customer's side, without a window: ask a technician for help.
+    /// The customer's side: a window lists the company's support staff;
+    /// double-click one to ask for help. With --staff, no window (scripts).
     Agent {
         #[command(flatten)]
         server: Server,
-        /// The technician: name as listed, or fingerprint.
+        /// Ask this technician without a window: name as listed, or fingerprint.
         #[arg(long)]
-        staff: String,
+        staff: Option<String>,
+        /// The company's name in the window's title.
+        #[arg(long, default_value = "lifebuoy")]
+        company: String,
+        /// Language of the window: de or en (default: the system's).
+        #[arg(long, value_name = "LANG")]
+        lang: Option<String>,
         /// Your name or customer number, shown to the technician.
         #[arg(long, default_value = "")]
         label: String,
@@ -128,14 +135,21 @@ enum Command {
         #[arg(long = "send-file", value_name = "PATH")]
         send_files: Vec<PathBuf>,
     },
-    /// The technician's side, without a window: answer requests.
+    /// The technician's side: a window shows requests and the customer's
+    /// screen. With --headless (or --accept-all), no window (scripts).
     Viewer {
         #[command(flatten)]
         server: Server,
+        /// No window: answer requests as the flags below say.
+        #[arg(long)]
+        headless: bool,
+        /// Language of the window: de or en (default: the system's).
+        #[arg(long, value_name = "LANG")]
+        lang: Option<String>,
         /// Your name as customers see it in the hello.
         #[arg(long, default_value = "technician")]
         name: String,
-        /// Accept every request automatically (for scripted tests).
+        /// Accept every request automatically (for scripted tests; implies --headless).
         #[arg(long)]
         accept_all: bool,
         /// Exit after this many sessions (0: keep serving).
@@ -162,7 +176,14 @@ enum Command {
     },
     /// Try lifebuoy on this machine: rendezvous, viewer and agent on
     /// loopback, with the agent sharing its own Xvfb desktop.
-    Demo,
+    Demo {
+        /// No windows: run the whole story under its own Xvfb and print a report.
+        #[arg(long)]
+        headless: bool,
+        /// Language of the windows: de or en (default: the system's).
+        #[arg(long, value_name = "LANG")]
+        lang: Option<String>,
+    },
     /// Record an X display to a raw BGRX frame file (for `bench-codec`).
     Record {
         /// The display, e.g. :1.
@@ -198,9 +219,10 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            // enigo warns about every unmapped modifier of the X keymap: not the customer's concern.
+            // enigo warns about every unmapped modifier of the X keymap, winit about
+            // X settings a bare X server lacks: not the customer's concern.
             tracing_subscriber::EnvFilter::try_from_env("LIFEBUOY_LOG")
-                .unwrap_or_else(|_| "warn,enigo=error".into()),
+                .unwrap_or_else(|_| "warn,enigo=error,winit=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -257,6 +279,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agent {
             server,
             staff,
+            company,
+            lang,
             label,
             end_after_connect,
             end_after,
@@ -266,21 +290,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             no_files,
             inbox,
             send_files,
-        } => runtime()?.block_on(roles::agent::run(roles::agent::AgentOptions {
-            server: server.into(),
-            staff,
-            label,
-            end_after_connect,
-            end_after: end_after.map(std::time::Duration::from_secs_f64),
-            display,
-            view_only,
-            no_clipboard,
-            no_files,
-            inbox,
-            send_files,
-        })),
+        } => {
+            let setup = roles::agent::AgentSetup {
+                server: server.into(),
+                display,
+                view_only,
+                no_clipboard,
+                no_files,
+                inbox,
+            };
+            match staff {
+                Some(staff) => runtime()?.block_on(roles::agent::run(roles::agent::AgentOptions {
+                    setup,
+                    staff,
+                    label,
+                    end_after_connect,
+                    end_after: end_after.map(std::time::Duration::from_secs_f64),
+                    send_files,
+                })),
+                None => lifebuoy::ui::agent::open(setup, company, label, language(lang.as_deref())?),
+            }
+        }
         Command::Viewer {
             server,
+            headless,
+            lang,
             name,
             accept_all,
             sessions,
@@ -292,25 +326,44 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             send_files,
         } => {
             let identity = key(dir, TECHNICIAN_KEY, &name)?;
+            let setup = roles::viewer::ViewerSetup { server: server.into(), name, inbox };
+            if !headless && !accept_all {
+                return lifebuoy::ui::viewer::open(identity, setup, language(lang.as_deref())?);
+            }
             runtime()?.block_on(roles::viewer::run(
                 identity,
                 roles::viewer::ViewerOptions {
-                    server: server.into(),
-                    name,
+                    setup,
                     accept: accept_all,
                     sessions,
                     screenshot,
                     monitor,
                     type_text,
                     clipboard,
-                    inbox,
                     send_files,
                 },
             ))
         }
-        Command::Demo => demo::run(),
+        Command::Demo { headless, lang } => {
+            let windows = !headless && std::env::var_os("DISPLAY").is_some();
+            if !headless && !windows {
+                println!("== no desktop here ($DISPLAY is not set): running the headless demo");
+            }
+            match windows {
+                true => demo::run_windows(lang.as_deref().unwrap_or(language(None)?.code())),
+                false => demo::run(),
+            }
+        }
         Command::Record { display, seconds, fps, out } => record(&display, seconds, fps, &out),
         Command::BenchCodec { input, size, format, fps } => bench_codec(&input, &size, &format, fps),
+    }
+}
+
+/// The window's language: `--lang`, else the system's.
+fn language(lang: Option<&str>) -> anyhow::Result<lifebuoy::ui::Lang> {
+    match lang {
+        Some(l) => l.parse().map_err(|_| anyhow::anyhow!("--lang must be de or en, not {l:?}")),
+        None => Ok(lifebuoy::ui::Lang::from_system()),
     }
 }
 

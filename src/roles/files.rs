@@ -1,82 +1,174 @@
-//! Files in the headless roles: where received files go, what is said
-//! about them, and sending files named on the command line.
+//! Files in a session, for either side: the inbox received files go to
+//! (when the person allows files), drops sent by the person, cancelling
+//! either, and one stream of news about all of them for the window or the
+//! headless log.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
-use super::say;
 use crate::session::{FramedRecv, Link};
 use crate::transfer::{collect, receive_file, send, Events, Inbox, TransferEvent};
 
-/// Says every file's start, end and failure (progress stays quiet).
-fn announce() -> Events {
+/// One file's news, with the way it went.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileNews {
+    /// Sent by this side (else received).
+    pub outgoing: bool,
+    /// What happened.
+    pub event: TransferEvent,
+}
+
+/// Why the files of a drop were not sent at all.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DropRefused {
+    /// The other side does not take files.
+    NotAllowed,
+    /// Nothing in the drop could be read.
+    Unreadable(String),
+}
+
+/// The folder received files go to (`dir`, or Downloads/lifebuoy).
+pub fn open_inbox(dir: Option<PathBuf>, events: Events) -> Result<Arc<Inbox>, String> {
+    let dir = match dir {
+        Some(d) => d,
+        None => crate::transfer::default_inbox().map_err(|e| format!("no folder for received files: {e}"))?,
+    };
+    Inbox::new(dir.clone(), events)
+        .map(Arc::new)
+        .map_err(|e| format!("files cannot be received into {}: {e}", dir.display()))
+}
+
+/// The files of one session.
+pub struct Files {
+    link: Link,
+    inbox: Option<Arc<Inbox>>,
+    /// The person's switch for receiving (the agent's "allow files").
+    receiving: AtomicBool,
+    /// Whether the other side takes files (from its Permissions).
+    peer_takes: AtomicBool,
+    outgoing: Mutex<HashMap<u64, watch::Sender<bool>>>,
+    sent_events: Events,
+}
+
+impl Files {
+    /// Files for `link`: received into `inbox` (none: refused), news into
+    /// `news`. The returned sender is the one the inbox must report to.
+    pub fn new(link: Link, news: mpsc::Sender<FileNews>) -> (Files, Events) {
+        let received = forward(news.clone(), false);
+        let files = Files {
+            link,
+            inbox: None,
+            receiving: AtomicBool::new(false),
+            peer_takes: AtomicBool::new(true),
+            outgoing: Mutex::new(HashMap::new()),
+            sent_events: forward(news, true),
+        };
+        (files, received)
+    }
+
+    /// Sets the folder and turns receiving on.
+    pub fn with_inbox(mut self, inbox: Arc<Inbox>) -> Files {
+        self.inbox = Some(inbox);
+        self.receiving = AtomicBool::new(true);
+        self
+    }
+
+    /// Where received files go, if anywhere.
+    pub fn inbox_dir(&self) -> Option<&std::path::Path> {
+        self.inbox.as_deref().map(Inbox::root)
+    }
+
+    /// Whether files from the other side are taken now.
+    pub fn receiving(&self) -> bool {
+        self.inbox.is_some() && self.receiving.load(Ordering::Relaxed)
+    }
+
+    /// The person turns receiving on or off (no effect without an inbox).
+    pub fn set_receiving(&self, on: bool) {
+        self.receiving.store(on, Ordering::Relaxed);
+    }
+
+    /// What the other side said about taking files.
+    pub fn set_peer_takes(&self, takes: bool) {
+        self.peer_takes.store(takes, Ordering::Relaxed);
+    }
+
+    /// Receives one file stream in the background, or refuses it.
+    pub fn receive(&self, mut stream: FramedRecv<lifebuoy_proto::file::File>) -> bool {
+        match &self.inbox {
+            Some(inbox) if self.receiving() => {
+                let inbox = inbox.clone();
+                tokio::spawn(async move {
+                    // The reason was announced as an event already.
+                    let _ = receive_file(stream, &inbox).await;
+                });
+                true
+            }
+            _ => {
+                stream.stop(crate::transfer::receiver::STOP_REFUSED);
+                false
+            }
+        }
+    }
+
+    /// Sends `paths` (files and folders) as one drop in the background;
+    /// returns its id and what was left out (links, special files).
+    pub fn send(&self, paths: Vec<PathBuf>) -> Result<(u64, Vec<PathBuf>), DropRefused> {
+        if !self.peer_takes.load(Ordering::Relaxed) {
+            return Err(DropRefused::NotAllowed);
+        }
+        let (entries, skipped) = collect(&paths).map_err(|e| DropRefused::Unreadable(e.to_string()))?;
+        let transfer: u64 = rand::random();
+        let (cancel_tx, cancel) = watch::channel(false);
+        self.outgoing.lock().expect("not poisoned").insert(transfer, cancel_tx);
+        let (link, events) = (self.link.clone(), self.sent_events.clone());
+        tokio::spawn(async move {
+            if let Err(e) = send(&link, transfer, entries, events, cancel).await {
+                tracing::debug!("drop {transfer:x}: {e}");
+            }
+        });
+        Ok((transfer, skipped))
+    }
+
+    /// Stops a drop, either way.
+    pub fn cancel(&self, transfer: u64) {
+        if let Some(cancel) = self.outgoing.lock().expect("not poisoned").get(&transfer) {
+            let _ = cancel.send(true);
+        }
+        if let Some(inbox) = &self.inbox {
+            inbox.cancel(transfer);
+        }
+    }
+}
+
+/// Events of one direction, forwarded as news.
+fn forward(news: mpsc::Sender<FileNews>, outgoing: bool) -> Events {
     let (tx, mut rx) = mpsc::channel(256);
     tokio::spawn(async move {
         while let Some(event) = rx.recv().await {
-            match event {
-                TransferEvent::Done { path, size, blake3, .. } => {
-                    say!("file done: {path} ({size} bytes, blake3 {blake3})")
-                }
-                TransferEvent::Failed { path, reason, .. } => say!("file failed: {path}: {reason}"),
-                TransferEvent::Started { .. } | TransferEvent::Progress { .. } => {}
+            // Progress may be dropped when the reader lags; the rest may not.
+            let item = FileNews { outgoing, event };
+            if matches!(item.event, TransferEvent::Progress { .. }) {
+                let _ = news.try_send(item);
+            } else if news.send(item).await.is_err() {
+                break;
             }
         }
     });
     Events(Some(tx))
 }
 
-/// The folder received files go to (`dir`, or Downloads/lifebuoy).
-pub fn inbox(dir: Option<PathBuf>) -> Option<Arc<Inbox>> {
-    let dir = match dir {
-        Some(d) => d,
-        None => match crate::transfer::default_inbox() {
-            Ok(d) => d,
-            Err(e) => {
-                say!("files cannot be received: {e}");
-                return None;
-            }
-        },
-    };
-    match Inbox::new(dir.clone(), announce()) {
-        Ok(inbox) => {
-            say!("files received go to {}", dir.display());
-            Some(Arc::new(inbox))
+/// The headless log's line for a file's news (progress stays quiet).
+pub fn describe(news: &FileNews) -> Option<String> {
+    match &news.event {
+        TransferEvent::Done { path, size, blake3, .. } => {
+            Some(format!("file done: {path} ({size} bytes, blake3 {blake3})"))
         }
-        Err(e) => {
-            say!("files cannot be received into {}: {e}", dir.display());
-            None
-        }
+        TransferEvent::Failed { path, reason, .. } => Some(format!("file failed: {path}: {reason}")),
+        TransferEvent::Started { .. } | TransferEvent::Progress { .. } => None,
     }
-}
-
-/// Receives one file stream in the background.
-pub fn receive(stream: FramedRecv<lifebuoy_proto::file::File>, inbox: Arc<Inbox>) {
-    tokio::spawn(async move {
-        // The reason was announced as an event already.
-        let _ = receive_file(stream, &inbox).await;
-    });
-}
-
-/// Sends `paths` (files and folders) as one drop, in the background.
-pub fn send_paths(link: Link, paths: Vec<PathBuf>) {
-    tokio::spawn(async move {
-        let (entries, skipped) = match collect(&paths) {
-            Ok(found) => found,
-            Err(e) => {
-                say!("cannot send: {e}");
-                return;
-            }
-        };
-        for s in skipped {
-            say!("not sent (a link or special file): {}", s.display());
-        }
-        let (_keep, cancel) = tokio::sync::watch::channel(false);
-        let transfer = rand::random();
-        match send(&link, transfer, entries, announce(), cancel).await {
-            Ok(()) => say!("sent {} item(s)", paths.len()),
-            Err(e) => say!("sending failed: {e}"),
-        }
-    });
 }

@@ -3,8 +3,9 @@
 //! NAT lab and scripted tests; the windows of the GUI drive the same steps).
 
 pub mod agent;
-mod files;
+pub mod files;
 pub mod rendezvous;
+pub mod sharing;
 pub mod viewer;
 
 use std::net::SocketAddr;
@@ -37,6 +38,55 @@ pub struct CompanyServer {
     pub tunnel_port: u16,
 }
 
+/// How a session ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Ending {
+    /// This side ended it (button, window closed, tray, signal).
+    Here,
+    /// The other side ended it, and said why.
+    ByPeer(lifebuoy_proto::control::EndReason),
+    /// The connection was lost or closed without a word.
+    Lost(String),
+}
+
+impl std::fmt::Display for Ending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ending::Here => write!(f, "ended on this side"),
+            Ending::ByPeer(reason) => write!(f, "ended by the other side ({reason:?})"),
+            Ending::Lost(why) => write!(f, "connection lost: {why}"),
+        }
+    }
+}
+
+/// Why a role could not go on, as a kind the window can translate and the
+/// detail for the curious.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum Failure {
+    /// Neither UDP nor the TCP tunnel reached the company's server.
+    #[error("the company server cannot be reached: {0}")]
+    Unreachable(String),
+    /// The company's server answered but refused (wrong key, not listed).
+    #[error("the company server refused: {0}")]
+    Refused(String),
+    /// The company's server went away.
+    #[error("the company server ended the connection{0}")]
+    CompanyServerGone(String),
+    /// No path to the other side worked.
+    #[error("cannot reach the other side: {0}")]
+    Peer(String),
+    /// This machine could not do its part.
+    #[error("{0}")]
+    Local(String),
+}
+
+impl Failure {
+    /// A failure talking to the company's server after sign-in.
+    pub fn company(e: SessionError) -> Failure {
+        Failure::CompanyServerGone(format!(": {e}"))
+    }
+}
+
 /// How long UDP gets before the TCP tunnel is tried beside it.
 pub const UDP_HEAD_START: Duration = Duration::from_millis(1500);
 
@@ -45,7 +95,7 @@ pub const UDP_HEAD_START: Duration = Duration::from_millis(1500);
 pub async fn sign_in(
     server: &CompanyServer,
     local: &LocalSide,
-) -> anyhow::Result<(PeerEndpoint, RendezvousClient)> {
+) -> Result<(PeerEndpoint, RendezvousClient), Failure> {
     let over_udp = async {
         let endpoint = PeerEndpoint::bind(bind_addr_for(server.addr), &local.identity)?;
         let client = RendezvousClient::connect(&endpoint.quic, server.addr, local, server.pin).await?;
@@ -78,13 +128,11 @@ pub async fn sign_in(
                         | SessionError::Endpoint(_)
                 ) =>
             {
-                return Err(
-                    anyhow::Error::new(e).context(format!("the company server {} refused", server.addr))
-                );
+                return Err(Failure::Refused(format!("{}: {e}", server.addr)));
             }
             Err(e) if udp_done && tcp_done => {
-                return Err(anyhow::Error::new(e).context(format!(
-                    "the company server cannot be reached: UDP {} and TCP port {} are blocked or it is down",
+                return Err(Failure::Unreachable(format!(
+                    "UDP {} and TCP port {} are blocked or it is down ({e})",
                     server.addr, server.tunnel_port
                 )));
             }

@@ -1,55 +1,331 @@
-//! The technician's side without a window: sign in with the long-lived
-//! key, answer requests, connect by the best path, hold each session.
+//! The technician's side: sign in with the long-lived key, answer
+//! requests, connect by the best path, and hold each session until either
+//! side ends it. [`drive`] takes the technician's commands and reports
+//! events: the window renders them, and [`run`] (headless, for scripts and
+//! the lab) prints them.
 
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
-use lifebuoy_proto::control::{Control, EndReason};
+use anyhow::bail;
+use lifebuoy_proto::control::{Control, EndReason, Monitor, Permissions};
 use lifebuoy_proto::hello::Capabilities;
 use lifebuoy_proto::rendezvous::{FromRendezvous, ToRendezvous};
-use lifebuoy_proto::Role;
+use lifebuoy_proto::{Fingerprint, Role};
+use tokio::sync::mpsc;
 
-use super::say;
-use super::CompanyServer;
+use super::files::{describe, open_inbox, FileNews, Files};
+use super::{say, CompanyServer, Ending, Failure};
+use crate::input::InputSender;
 use crate::net::candidates::host_candidates;
 use crate::net::punch::connect_peer;
 use crate::net::Identity;
 use crate::screen::stream::{Frame, ScreenReceiver};
 use crate::session::{IncomingStream, LocalSide};
 
-/// How the headless viewer behaves.
+/// How the viewer is set up.
 #[derive(Clone, Debug)]
-pub struct ViewerOptions {
+pub struct ViewerSetup {
     /// The company's server.
     pub server: CompanyServer,
     /// The technician's name as shown to the customer.
     pub name: String,
-    /// Accept every request (scripted tests); otherwise decline them.
-    pub accept: bool,
-    /// Exit after this many sessions (0: never).
-    pub sessions: u32,
-    /// Where to write the last screen image of each session (PPM).
-    pub screenshot: Option<std::path::PathBuf>,
-    /// The customer's monitor to show, if not the first.
-    pub monitor: Option<u8>,
-    /// Text to type on the customer's machine (then Enter) once the screen
-    /// shows (scripted tests and the demo).
-    pub type_text: Option<String>,
-    /// Text to put on the customer's clipboard once the screen shows.
-    pub clipboard: Option<String>,
     /// Where received files go (default: Downloads/lifebuoy).
-    pub inbox: Option<std::path::PathBuf>,
-    /// Files and folders to send to the customer once connected.
-    pub send_files: Vec<std::path::PathBuf>,
+    pub inbox: Option<PathBuf>,
 }
 
-/// Hands the peer's streams to whoever handles them.
-async fn route_streams(
-    link: crate::session::Link,
-    screen: Arc<ScreenReceiver>,
-    inbox: Option<Arc<crate::transfer::Inbox>>,
+/// What the technician does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ViewerCommand {
+    /// Take this request.
+    Accept(u64),
+    /// Turn this request down.
+    Decline(u64),
+    /// Show another of the customer's monitors.
+    SelectMonitor(u8),
+    /// Put text on the customer's clipboard.
+    Clipboard(String),
+    /// Send these files and folders to the customer.
+    SendFiles(Vec<PathBuf>),
+    /// Stop a drop, either way.
+    CancelTransfer(u64),
+    /// End the session; stay signed in.
+    End,
+    /// End any session and sign out.
+    Quit,
+}
+
+/// The live parts of a session the window draws and feeds.
+#[derive(Clone)]
+pub struct SessionView {
+    /// The customer's screen and pointer.
+    pub screen: Arc<ScreenReceiver>,
+    /// Where keyboard and mouse go.
+    pub input: Arc<InputSender>,
+}
+
+impl std::fmt::Debug for SessionView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionView")
+    }
+}
+
+/// What the technician is told.
+#[derive(Clone, Debug)]
+pub enum ViewerEvent {
+    /// Signed in; requests can come.
+    SignedIn {
+        /// This technician's fingerprint.
+        fingerprint: Fingerprint,
+    },
+    /// A customer asks for help.
+    Incoming {
+        /// Its number, for Accept/Decline.
+        request: u64,
+        /// What the customer typed as name or customer number.
+        label: String,
+        /// The customer's key of this run.
+        agent: Fingerprint,
+    },
+    /// The customer withdrew (or gave up on) the request.
+    Withdrawn(u64),
+    /// Accepted: the connection is being made.
+    Connecting(u64),
+    /// The session stands.
+    Connected {
+        /// The customer's label.
+        label: String,
+        /// The code to compare on the phone.
+        code: String,
+        /// How the connection goes (direct, relay, tcp) and its round trip.
+        path: String,
+        /// Accept -> session.
+        setup: Duration,
+        /// What to draw and where input goes.
+        view: SessionView,
+    },
+    /// No path to the customer worked; waiting for requests again.
+    ConnectFailed(String),
+    /// The customer's monitors.
+    Layout(Vec<Monitor>),
+    /// What the customer allows now.
+    Permissions(Permissions),
+    /// Where received files go.
+    Inbox(PathBuf),
+    /// A file came or went, or is on its way.
+    File(FileNews),
+    /// Items of a drop that were left out (links, special files).
+    Skipped(Vec<PathBuf>),
+    /// A drop was refused as a whole.
+    DropRefused(String),
+    /// The customer copied text.
+    Clipboard(String),
+    /// The session is over; waiting for requests again (unless quitting).
+    Ended(Ending),
+    /// Signed out or failed; nothing more will come.
+    Failed(Failure),
+}
+
+/// Runs the technician's side until `Quit`, the commands channel closes,
+/// or a failure. The last event is `Failed` (or nothing after `Quit`).
+pub async fn drive(
+    identity: Identity,
+    setup: ViewerSetup,
+    mut commands: mpsc::Receiver<ViewerCommand>,
+    events: mpsc::Sender<ViewerEvent>,
 ) {
+    if let Err(failure) = flow(identity, &setup, &mut commands, &events).await {
+        let _ = events.send(ViewerEvent::Failed(failure)).await;
+    }
+}
+
+async fn flow(
+    identity: Identity,
+    setup: &ViewerSetup,
+    commands: &mut mpsc::Receiver<ViewerCommand>,
+    events: &mpsc::Sender<ViewerEvent>,
+) -> Result<(), Failure> {
+    let identity = Arc::new(identity);
+    let local = LocalSide {
+        identity,
+        role: Role::Viewer,
+        name: setup.name.clone(),
+        capabilities: Capabilities::default(),
+    };
+    let (endpoint, mut rv) = super::sign_in(&setup.server, &local).await?;
+    let emit = |e| async { events.send(e).await.is_ok() };
+    emit(ViewerEvent::SignedIn { fingerprint: local.identity.fingerprint() }).await;
+    let mut labels = std::collections::HashMap::new();
+    loop {
+        let (request, go) = tokio::select! {
+            msg = rv.recv() => match msg.map_err(Failure::company)? {
+                Some(FromRendezvous::Incoming { request, label, agent }) => {
+                    labels.insert(request, label.clone());
+                    emit(ViewerEvent::Incoming { request, label, agent }).await;
+                    continue;
+                }
+                Some(FromRendezvous::Withdrawn { request }) => {
+                    labels.remove(&request);
+                    emit(ViewerEvent::Withdrawn(request)).await;
+                    continue;
+                }
+                Some(_) => continue,
+                None => return Err(Failure::CompanyServerGone(String::new())),
+            },
+            command = commands.recv() => match command {
+                Some(ViewerCommand::Accept(request)) if labels.contains_key(&request) => {
+                    let port = endpoint.local_addr().port();
+                    rv.send(&ToRendezvous::Accept { request, candidates: host_candidates(port) })
+                        .await
+                        .map_err(Failure::company)?;
+                    emit(ViewerEvent::Connecting(request)).await;
+                    let accepted = Instant::now();
+                    let go = loop {
+                        match rv.recv().await.map_err(Failure::company)? {
+                            Some(FromRendezvous::Go(go)) if go.request == request => break Some(go),
+                            Some(FromRendezvous::Withdrawn { request: r }) => {
+                                emit(ViewerEvent::Withdrawn(r)).await;
+                                if r == request { break None; }
+                            }
+                            Some(FromRendezvous::Incoming { request, label, agent }) => {
+                                labels.insert(request, label.clone());
+                                emit(ViewerEvent::Incoming { request, label, agent }).await;
+                            }
+                            Some(_) => continue,
+                            None => return Err(Failure::CompanyServerGone(String::new())),
+                        }
+                    };
+                    match go {
+                        Some(go) => (request, (go, accepted)),
+                        None => continue,
+                    }
+                }
+                Some(ViewerCommand::Decline(request)) if labels.remove(&request).is_some() => {
+                    rv.send(&ToRendezvous::Decline { request }).await.map_err(Failure::company)?;
+                    continue;
+                }
+                Some(ViewerCommand::Quit) | None => {
+                    rv.close();
+                    endpoint.quic.wait_idle().await;
+                    return Ok(());
+                }
+                Some(_) => continue,
+            },
+        };
+        let (go, accepted) = go;
+        let label = labels.remove(&request).unwrap_or_default();
+        let relay = setup.server.relay(go.relay_port);
+        match connect_peer(&endpoint, &local, &go, relay).await {
+            Ok(link) => {
+                let screen = Arc::new(ScreenReceiver::start());
+                let input = Arc::new(InputSender::start(link.session.link.clone()));
+                emit(ViewerEvent::Connected {
+                    label,
+                    code: link.session.peer.code.to_string(),
+                    path: link.summary(),
+                    setup: accepted.elapsed(),
+                    view: SessionView { screen: screen.clone(), input },
+                })
+                .await;
+                let quit = hold(setup, link.session, screen, commands, events).await;
+                if quit {
+                    rv.close();
+                    endpoint.quic.wait_idle().await;
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                emit(ViewerEvent::ConnectFailed(e.to_string())).await;
+            }
+        }
+        rv.send(&ToRendezvous::SetBusy { busy: false }).await.map_err(Failure::company)?;
+    }
+}
+
+/// Holds one session until it ends; true when the technician quits.
+async fn hold(
+    setup: &ViewerSetup,
+    mut session: crate::session::Session,
+    screen: Arc<ScreenReceiver>,
+    commands: &mut mpsc::Receiver<ViewerCommand>,
+    events: &mpsc::Sender<ViewerEvent>,
+) -> bool {
+    let emit = |e| async { events.send(e).await.is_ok() };
+    let (news_tx, mut news) = mpsc::channel::<FileNews>(256);
+    let (files, inbox_events) = Files::new(session.link.clone(), news_tx);
+    let files = Arc::new(match open_inbox(setup.inbox.clone(), inbox_events) {
+        Ok(inbox) => files.with_inbox(inbox),
+        Err(e) => {
+            tracing::warn!("{e}");
+            files
+        }
+    });
+    if let Some(dir) = files.inbox_dir() {
+        emit(ViewerEvent::Inbox(dir.to_owned())).await;
+    }
+    let streams = tokio::spawn(route_streams(session.link.clone(), screen, files.clone()));
+    let mut peer_end = None;
+    let (ending, quit) = loop {
+        tokio::select! {
+            // The customer's End comes before the connection closes: read it first.
+            biased;
+            msg = session.control.rx.recv() => match msg {
+                Ok(Some(Control::ScreenLayout { monitors })) => { emit(ViewerEvent::Layout(monitors)).await; }
+                Ok(Some(Control::Permissions(p))) => {
+                    files.set_peer_takes(p.files);
+                    emit(ViewerEvent::Permissions(p)).await;
+                }
+                Ok(Some(Control::Clipboard { text })) => { emit(ViewerEvent::Clipboard(text)).await; }
+                Ok(Some(Control::End { reason })) => peer_end = Some(reason),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break (ended(peer_end, session.link.closed().await), false),
+            },
+            command = commands.recv() => match command {
+                Some(ViewerCommand::SelectMonitor(id)) => {
+                    let _ = session.control.tx.send(&Control::SelectMonitor { id }).await;
+                }
+                Some(ViewerCommand::Clipboard(text)) => {
+                    let _ = session.control.tx.send(&Control::Clipboard { text }).await;
+                }
+                Some(ViewerCommand::SendFiles(paths)) => match files.send(paths) {
+                    Ok((_, skipped)) if !skipped.is_empty() => { emit(ViewerEvent::Skipped(skipped)).await; }
+                    Ok(_) => {}
+                    Err(e) => { emit(ViewerEvent::DropRefused(format!("{e:?}"))).await; }
+                },
+                Some(ViewerCommand::CancelTransfer(t)) => files.cancel(t),
+                Some(ViewerCommand::End) => {
+                    session.end(EndReason::TechnicianEnded).await;
+                    break (Ending::Here, false);
+                }
+                Some(ViewerCommand::Quit) | None => {
+                    session.end(EndReason::TechnicianEnded).await;
+                    break (Ending::Here, true);
+                }
+                // Requests are answered between sessions.
+                Some(ViewerCommand::Accept(_) | ViewerCommand::Decline(_)) => {}
+            },
+            Some(item) = news.recv() => { emit(ViewerEvent::File(item)).await; }
+            why = session.link.closed() => break (ended(peer_end, why), false),
+        }
+    };
+    streams.abort();
+    while let Ok(item) = news.try_recv() {
+        emit(ViewerEvent::File(item)).await;
+    }
+    emit(ViewerEvent::Ended(ending)).await;
+    quit
+}
+
+fn ended(peer: Option<EndReason>, why: crate::session::SessionError) -> Ending {
+    match peer {
+        Some(reason) => Ending::ByPeer(reason),
+        None => Ending::Lost(why.to_string()),
+    }
+}
+
+/// Hands the customer's streams to whoever handles them.
+async fn route_streams(link: crate::session::Link, screen: Arc<ScreenReceiver>, files: Arc<Files>) {
     while let Ok(stream) = link.accept().await {
         match stream {
             IncomingStream::Screen(s) => {
@@ -60,33 +336,51 @@ async fn route_streams(
                     }
                 });
             }
-            IncomingStream::File(mut f) => match &inbox {
-                Some(inbox) => super::files::receive(f, inbox.clone()),
-                None => f.stop(crate::transfer::receiver::STOP_REFUSED),
-            },
+            IncomingStream::File(f) => {
+                files.receive(f);
+            }
             IncomingStream::Input(mut i) => i.stop(lifebuoy_proto::close::STREAM_PROTOCOL_ERROR),
         }
     }
 }
 
+/// How the headless viewer behaves.
+#[derive(Clone, Debug)]
+pub struct ViewerOptions {
+    /// How the viewer is set up.
+    pub setup: ViewerSetup,
+    /// Accept every request (scripted tests); otherwise decline them.
+    pub accept: bool,
+    /// Exit after this many sessions (0: never).
+    pub sessions: u32,
+    /// Where to write the last screen image of each session (PPM).
+    pub screenshot: Option<PathBuf>,
+    /// The customer's monitor to show, if not the first.
+    pub monitor: Option<u8>,
+    /// Text to type on the customer's machine (then Enter) once the screen
+    /// shows (scripted tests and the demo).
+    pub type_text: Option<String>,
+    /// Text to put on the customer's clipboard once the screen shows.
+    pub clipboard: Option<String>,
+    /// Files and folders to send to the customer once connected.
+    pub send_files: Vec<PathBuf>,
+}
+
 /// Types `text` and Enter on the customer's machine once the first picture
 /// has come (so the technician, like a person, acts on what is shown).
-async fn type_when_shown(link: crate::session::Link, screen: Arc<ScreenReceiver>, text: String) {
+async fn type_when_shown(view: SessionView, text: String) {
     use lifebuoy_proto::input::{Input, Modifiers};
-    let mut image = screen.image.clone();
+    let mut image = view.screen.image.clone();
     if image.wait_for(|f| f.is_some()).await.is_err() {
         return;
     }
-    let sender = crate::input::InputSender::start(link);
     let enter = |pressed| Input::Key { physical: 0x28, logical: None, pressed, modifiers: Modifiers(0) };
     for input in [Input::Text { text: text.clone() }, enter(true), enter(false)] {
-        if sender.send(input).is_err() {
+        if view.input.send(input).is_err() {
             return;
         }
     }
     say!("typed {text:?}");
-    // Keep the stream open until the session ends (closing it would release keys).
-    std::future::pending::<()>().await;
 }
 
 /// Says what the screen stream showed, and saves its last picture if asked.
@@ -119,132 +413,117 @@ fn report_screen(screen: &ScreenReceiver, screenshot: Option<&std::path::Path>) 
     }
 }
 
-/// Runs the viewer.
+/// Runs the viewer without a window: accepts (or declines) every request,
+/// prints what happens, does what the options script.
 pub async fn run(identity: Identity, options: ViewerOptions) -> anyhow::Result<()> {
-    let identity = Arc::new(identity);
-    let local = LocalSide {
-        identity,
-        role: Role::Viewer,
-        name: options.name.clone(),
-        capabilities: Capabilities::default(),
-    };
-    let (endpoint, mut rv) = super::sign_in(&options.server, &local).await?;
-    say!("signed in as {} ({})", options.name, local.identity.fingerprint());
+    let (commands, command_rx) = mpsc::channel(16);
+    let (event_tx, mut events) = mpsc::channel(256);
+    let driver = tokio::spawn(drive(identity, options.setup.clone(), command_rx, event_tx));
     let mut served = 0;
-    loop {
-        let msg = tokio::select! {
-            m = rv.recv() => m?,
-            _ = super::shutdown_signal() => { rv.close(); return Ok(()); }
+    let mut view: Option<SessionView> = None;
+    let mut typing: Option<tokio::task::JoinHandle<()>> = None;
+    let send = |c| {
+        let commands = commands.clone();
+        async move {
+            let _ = commands.send(c).await;
+        }
+    };
+    let result = loop {
+        let event = tokio::select! {
+            e = events.recv() => e,
+            _ = super::shutdown_signal() => { send(ViewerCommand::Quit).await; continue; }
         };
-        match msg {
-            Some(FromRendezvous::Incoming { request, label, agent }) => {
+        let Some(event) = event else { break Ok(()) };
+        match event {
+            ViewerEvent::SignedIn { fingerprint } => {
+                say!("signed in as {} ({fingerprint})", options.setup.name)
+            }
+            ViewerEvent::Incoming { request, label, agent } => {
                 say!("request {request} from {label:?} ({})", agent.short());
-                if !options.accept {
-                    rv.send(&ToRendezvous::Decline { request }).await?;
-                    continue;
+                send(if options.accept {
+                    ViewerCommand::Accept(request)
+                } else {
+                    ViewerCommand::Decline(request)
+                })
+                .await;
+            }
+            ViewerEvent::Withdrawn(request) => say!("request {request} was withdrawn"),
+            ViewerEvent::Connecting(_) => {}
+            ViewerEvent::Connected { code, path, setup, view: v, .. } => {
+                say!("connected: {path} accept_to_session_ms={:.1} code={code}", setup.as_secs_f64() * 1e3);
+                if let Some(text) = options.type_text.clone() {
+                    typing = Some(tokio::spawn(type_when_shown(v.clone(), text)));
                 }
-                let accepted = Instant::now();
-                let port = endpoint.local_addr().port();
-                rv.send(&ToRendezvous::Accept { request, candidates: host_candidates(port) }).await?;
-                let go = loop {
-                    match rv.recv().await? {
-                        Some(FromRendezvous::Go(go)) if go.request == request => break Some(go),
-                        Some(FromRendezvous::Withdrawn { request: r }) if r == request => {
-                            say!("request {request} was withdrawn");
-                            break None;
-                        }
-                        Some(_) => continue,
-                        None => bail!("the company server ended the connection"),
-                    }
-                };
-                let Some(go) = go else { continue };
-                let relay = options.server.relay(go.relay_port);
-                match connect_peer(&endpoint, &local, &go, relay).await {
-                    Ok(link) => {
-                        say!(
-                            "connected: {} accept_to_session_ms={:.1} code={}",
-                            link.summary(),
-                            accepted.elapsed().as_secs_f64() * 1e3,
-                            link.session.peer.code
-                        );
-                        let mut session = link.session;
-                        let screen = Arc::new(ScreenReceiver::start());
-                        let inbox = super::files::inbox(options.inbox.clone());
-                        let streams =
-                            tokio::spawn(route_streams(session.link.clone(), screen.clone(), inbox.clone()));
-                        if !options.send_files.is_empty() {
-                            super::files::send_paths(session.link.clone(), options.send_files.clone());
-                        }
-                        let typing = options.type_text.clone().map(|text| {
-                            tokio::spawn(type_when_shown(session.link.clone(), screen.clone(), text))
-                        });
-                        let ended_here = loop {
-                            tokio::select! {
-                                why = session.link.closed() => {
-                                    say!("session ended: {why}");
-                                    break false;
-                                }
-                                msg = session.control.rx.recv() => match msg {
-                                    Ok(Some(Control::ScreenLayout { monitors })) => {
-                                        for m in &monitors {
-                                            say!(
-                                                "monitor {}: {:?} {}x{} at {},{}{}",
-                                                m.id, m.name, m.width, m.height, m.x, m.y,
-                                                if m.primary { " (primary)" } else { "" }
-                                            );
-                                        }
-                                        if let Some(id) = options.monitor {
-                                            session.control.tx.send(&Control::SelectMonitor { id }).await?;
-                                        }
-                                        if let Some(text) = options.clipboard.clone() {
-                                            session.control.tx.send(&Control::Clipboard { text }).await?;
-                                        }
-                                    }
-                                    Ok(Some(Control::End { reason })) => say!("customer ends the session ({reason:?})"),
-                                    Ok(Some(Control::Clipboard { text })) => {
-                                        say!("clipboard from the customer: {} bytes", text.len());
-                                    }
-                                    Ok(Some(Control::Permissions(p))) => say!(
-                                        "customer allows: see the screen {}, control {}",
-                                        if p.view { "yes" } else { "no" },
-                                        if p.control { "yes" } else { "no" }
-                                    ),
-                                    Ok(Some(_)) => {}
-                                    Ok(None) | Err(_) => {
-                                        let why = session.link.closed().await;
-                                        say!("session ended: {why}");
-                                        break false;
-                                    }
-                                },
-                                _ = super::shutdown_signal() => {
-                                    session.end(EndReason::TechnicianEnded).await;
-                                    break true;
-                                }
-                            }
-                        };
-                        streams.abort();
-                        if let Some(t) = typing {
-                            t.abort();
-                        }
-                        report_screen(&screen, options.screenshot.as_deref());
-                        if ended_here {
-                            rv.close();
-                            endpoint.quic.wait_idle().await;
-                            return Ok(());
-                        }
-                    }
-                    Err(e) => say!("could not reach the customer: {e}"),
+                if !options.send_files.is_empty() {
+                    send(ViewerCommand::SendFiles(options.send_files.clone())).await;
                 }
-                rv.send(&ToRendezvous::SetBusy { busy: false }).await.context("signing back in")?;
+                view = Some(v);
+            }
+            ViewerEvent::ConnectFailed(why) => {
+                say!("could not reach the customer: {why}");
                 served += 1;
                 if options.sessions != 0 && served >= options.sessions {
-                    rv.close();
-                    endpoint.quic.wait_idle().await;
-                    return Ok(());
+                    send(ViewerCommand::Quit).await;
                 }
             }
-            Some(_) => {}
-            None => bail!("the company server ended the connection"),
+            ViewerEvent::Layout(monitors) => {
+                for m in &monitors {
+                    say!(
+                        "monitor {}: {:?} {}x{} at {},{}{}",
+                        m.id,
+                        m.name,
+                        m.width,
+                        m.height,
+                        m.x,
+                        m.y,
+                        if m.primary { " (primary)" } else { "" }
+                    );
+                }
+                if let Some(id) = options.monitor {
+                    send(ViewerCommand::SelectMonitor(id)).await;
+                }
+                if let Some(text) = options.clipboard.clone() {
+                    send(ViewerCommand::Clipboard(text)).await;
+                }
+            }
+            ViewerEvent::Permissions(p) => say!(
+                "customer allows: see the screen {}, control {}",
+                if p.view { "yes" } else { "no" },
+                if p.control { "yes" } else { "no" }
+            ),
+            ViewerEvent::Inbox(dir) => say!("files received go to {}", dir.display()),
+            ViewerEvent::File(news) => {
+                if let Some(line) = describe(&news) {
+                    say!("{line}");
+                }
+            }
+            ViewerEvent::Skipped(paths) => {
+                for p in paths {
+                    say!("not sent (a link or special file): {}", p.display());
+                }
+            }
+            ViewerEvent::DropRefused(why) => say!("cannot send: {why}"),
+            ViewerEvent::Clipboard(text) => say!("clipboard from the customer: {} bytes", text.len()),
+            ViewerEvent::Ended(ending) => {
+                say!("session ended: {ending}");
+                if let Some(t) = typing.take() {
+                    t.abort();
+                }
+                if let Some(v) = view.take() {
+                    report_screen(&v.screen, options.screenshot.as_deref());
+                }
+                served += 1;
+                if ending == Ending::Here || (options.sessions != 0 && served >= options.sessions) {
+                    send(ViewerCommand::Quit).await;
+                }
+            }
+            ViewerEvent::Failed(failure) => break Err(anyhow::Error::new(failure)),
         }
+    };
+    drop(commands);
+    let _ = driver.await;
+    if let Err(e) = result {
+        bail!(e)
     }
+    Ok(())
 }

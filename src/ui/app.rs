@@ -1,0 +1,107 @@
+//! The thin shell between a window's state and eframe: the role's driver
+//! runs on tokio and reports through a channel; each report wakes the UI
+//! thread, which drains it and draws. Closing the window is reported to
+//! the state (which ends the session) before the process goes on.
+
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::mpsc;
+
+/// Wakes the UI thread once its context exists.
+#[derive(Clone, Default)]
+pub struct Waker(Arc<OnceLock<egui::Context>>);
+
+impl Waker {
+    /// Asks for a new frame.
+    pub fn wake(&self) {
+        if let Some(ctx) = self.0.get() {
+            ctx.request_repaint();
+        }
+    }
+
+    fn set(&self, ctx: &egui::Context) {
+        let _ = self.0.set(ctx.clone());
+    }
+}
+
+/// A waker, twice: one for the drivers' side, one for the window.
+pub fn waker() -> (Waker, Waker) {
+    let w = Waker::default();
+    (w.clone(), w)
+}
+
+/// A sender whose every message also wakes the UI (spawned on `runtime`).
+pub fn forward<T: Send + 'static>(
+    runtime: &tokio::runtime::Handle,
+    to: mpsc::Sender<T>,
+    wake: Waker,
+) -> mpsc::Sender<T> {
+    let (tx, mut rx) = mpsc::channel::<T>(1024);
+    runtime.spawn(async move {
+        while let Some(item) = rx.recv().await {
+            if to.send(item).await.is_err() {
+                break;
+            }
+            wake.wake();
+        }
+        wake.wake();
+    });
+    tx
+}
+
+struct Shell<W, D, C> {
+    window: W,
+    draw: D,
+    on_close: C,
+    waker: Waker,
+    closed: bool,
+}
+
+impl<W, D, C> eframe::App for Shell<W, D, C>
+where
+    D: FnMut(&mut W, &mut egui::Ui) -> bool,
+    C: Fn(&W),
+{
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.waker.set(ui.ctx());
+        if ui.ctx().input(|i| i.viewport().close_requested()) && !self.closed {
+            self.closed = true;
+            (self.on_close)(&self.window);
+        }
+        let done = egui::CentralPanel::default().show(ui, |ui| (self.draw)(&mut self.window, ui)).inner;
+        if done {
+            ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        if !self.closed {
+            self.closed = true;
+            (self.on_close)(&self.window);
+        }
+    }
+}
+
+/// Opens a window and runs it until it closes. `draw` draws a frame and
+/// says whether the window should close; `on_close` runs once when the
+/// person closes it.
+pub fn run<W: 'static>(
+    title: &str,
+    size: [f32; 2],
+    waker: Waker,
+    window: W,
+    draw: impl FnMut(&mut W, &mut egui::Ui) -> bool + 'static,
+    on_close: impl Fn(&W) + 'static,
+) -> anyhow::Result<()> {
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title(title)
+            .with_app_id("lifebuoy")
+            .with_inner_size(size)
+            .with_drag_and_drop(true),
+        ..Default::default()
+    };
+    let shell = Shell { window, draw, on_close, waker, closed: false };
+    eframe::run_native(title, options, Box::new(move |_cc| Ok(Box::new(shell))))
+        .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+}

@@ -1,0 +1,453 @@
+//! The technician's window: own name and whether the company server is
+//! reachable, incoming requests with Accept / Decline, then the code to
+//! compare, the customer's screen (fit or 1:1), a toolbar (monitor,
+//! key combinations, send file, end session), the view-only state, and the
+//! transfers. How a session ended stays on screen until the next one.
+
+use std::path::PathBuf;
+
+use egui::RichText;
+use lifebuoy_proto::control::{Monitor, Permissions};
+use lifebuoy_proto::Fingerprint;
+use tokio::sync::mpsc;
+
+use super::agent::{ending_text, failure_text};
+use super::i18n::{fill, Lang, Texts};
+use super::remote::{RemoteView, Scale};
+use super::transfers::Transfers;
+use crate::input::map::{combo, Combo};
+use crate::net::Identity;
+use crate::roles::viewer::{SessionView, ViewerCommand, ViewerEvent, ViewerSetup};
+use crate::roles::Failure;
+
+/// Where the technician is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stage {
+    /// Reaching the company's server.
+    SigningIn,
+    /// Signed in, waiting for requests.
+    Ready,
+    /// Accepted; connecting to this customer.
+    Connecting(String),
+    /// In a session.
+    Connected {
+        /// The customer's label.
+        label: String,
+        /// The code to compare.
+        code: String,
+        /// Path and round trip.
+        path: String,
+    },
+    /// Signed out by a failure.
+    Failed(Failure),
+}
+
+/// A request waiting for an answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    /// Its number.
+    pub request: u64,
+    /// What the customer typed.
+    pub label: String,
+    /// The customer's key of this run.
+    pub agent: Fingerprint,
+}
+
+/// The technician's window.
+pub struct ViewerWindow {
+    /// Language of every text.
+    pub lang: Lang,
+    /// The technician's name.
+    pub name: String,
+    /// Signed in under this key.
+    pub fingerprint: Option<Fingerprint>,
+    /// Where the technician is.
+    pub stage: Stage,
+    /// Requests waiting.
+    pub requests: Vec<Request>,
+    /// How the last session ended, or why it could not start.
+    pub notice: Option<String>,
+    /// The customer's monitors.
+    pub monitors: Vec<Monitor>,
+    /// The one shown.
+    pub monitor: u8,
+    /// What the customer allows.
+    pub permissions: Option<Permissions>,
+    /// Files of the session.
+    pub transfers: Transfers,
+    /// Where received files go.
+    pub inbox: Option<PathBuf>,
+    /// Lines about drops and the clipboard.
+    pub messages: Vec<String>,
+    /// The screen and input of the session.
+    pub view: Option<SessionView>,
+    /// The image's state.
+    pub remote: RemoteView,
+    send_path: String,
+    commands: mpsc::Sender<ViewerCommand>,
+    events: mpsc::Receiver<ViewerEvent>,
+}
+
+impl ViewerWindow {
+    /// A window talking to a viewer driver through these channels.
+    pub fn new(
+        lang: Lang,
+        name: String,
+        commands: mpsc::Sender<ViewerCommand>,
+        events: mpsc::Receiver<ViewerEvent>,
+    ) -> ViewerWindow {
+        ViewerWindow {
+            lang,
+            name,
+            fingerprint: None,
+            stage: Stage::SigningIn,
+            requests: Vec::new(),
+            notice: None,
+            monitors: Vec::new(),
+            monitor: 0,
+            permissions: None,
+            transfers: Transfers::default(),
+            inbox: None,
+            messages: Vec::new(),
+            view: None,
+            remote: RemoteView::default(),
+            send_path: String::new(),
+            commands,
+            events,
+        }
+    }
+
+    fn t(&self) -> &'static Texts {
+        self.lang.texts()
+    }
+
+    fn send(&self, command: ViewerCommand) {
+        let _ = self.commands.try_send(command);
+    }
+
+    /// The technician closed the window: any session ends, signed out.
+    pub fn close(&self) {
+        self.send(ViewerCommand::Quit);
+    }
+
+    /// Takes every event that came since the last frame.
+    pub fn poll(&mut self, ctx: &egui::Context) {
+        while let Ok(event) = self.events.try_recv() {
+            self.apply(event, ctx);
+        }
+    }
+
+    /// Takes one event.
+    pub fn apply(&mut self, event: ViewerEvent, ctx: &egui::Context) {
+        let t = self.t();
+        match event {
+            ViewerEvent::SignedIn { fingerprint } => {
+                self.fingerprint = Some(fingerprint);
+                self.stage = Stage::Ready;
+            }
+            ViewerEvent::Incoming { request, label, agent } => {
+                self.requests.push(Request { request, label, agent });
+                ctx.send_viewport_cmd(egui::ViewportCommand::RequestUserAttention(
+                    egui::UserAttentionType::Informational,
+                ));
+            }
+            ViewerEvent::Withdrawn(request) => self.requests.retain(|r| r.request != request),
+            ViewerEvent::Connecting(request) => {
+                let label = self.requests.iter().find(|r| r.request == request).map(|r| r.label.clone());
+                self.requests.retain(|r| r.request != request);
+                self.notice = None;
+                self.stage = Stage::Connecting(label.unwrap_or_default());
+            }
+            ViewerEvent::Connected { label, code, path, view, .. } => {
+                // A new session starts clean.
+                self.monitors.clear();
+                self.permissions = None;
+                self.transfers = Transfers::default();
+                self.messages.clear();
+                self.remote = RemoteView::default();
+                let screen = view.screen.clone();
+                let wake = ctx.clone();
+                // Every new picture or pointer state asks for a frame.
+                tokio::spawn(async move {
+                    let (mut image, mut cursor) = (screen.image.clone(), screen.cursor.clone());
+                    loop {
+                        tokio::select! {
+                            r = image.changed() => if r.is_err() { break },
+                            r = cursor.changed() => if r.is_err() { break },
+                        }
+                        wake.request_repaint();
+                    }
+                });
+                self.view = Some(view);
+                self.stage = Stage::Connected { label, code, path };
+            }
+            ViewerEvent::ConnectFailed(why) => {
+                self.notice = Some(fill(t.connect_failed, &[("why", &why)]));
+                self.stage = Stage::Ready;
+            }
+            ViewerEvent::Layout(monitors) => {
+                self.monitor = monitors.first().map_or(0, |m| m.id);
+                self.monitors = monitors;
+            }
+            ViewerEvent::Permissions(p) => self.permissions = Some(p),
+            ViewerEvent::Inbox(dir) => self.inbox = Some(dir),
+            ViewerEvent::File(news) => self.transfers.apply(news),
+            ViewerEvent::Skipped(paths) => {
+                for p in paths {
+                    self.messages.push(fill(t.skipped, &[("path", &p.display().to_string())]));
+                }
+            }
+            ViewerEvent::DropRefused(why) => self.messages.push(fill(t.drop_refused, &[("why", &why)])),
+            ViewerEvent::Clipboard(text) => {
+                self.messages.push(fill(t.clipboard_copied, &[("bytes", &text.len().to_string())]));
+                ctx.copy_text(text);
+            }
+            ViewerEvent::Ended(ending) => {
+                self.notice = Some(ending_text(t, &ending).to_owned());
+                self.view = None;
+                self.stage = Stage::Ready;
+            }
+            ViewerEvent::Failed(failure) => {
+                self.view = None;
+                self.stage = Stage::Failed(failure);
+            }
+        }
+    }
+
+    /// Whether the customer lets the technician control.
+    pub fn control(&self) -> bool {
+        self.permissions.is_some_and(|p| p.control)
+    }
+
+    fn files_allowed(&self) -> bool {
+        self.permissions.is_some_and(|p| p.files)
+    }
+
+    /// Files dropped onto the window go to the customer while connected.
+    fn take_dropped(&mut self, ctx: &egui::Context) {
+        let paths: Vec<PathBuf> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        });
+        if paths.is_empty() || self.view.is_none() {
+            return;
+        }
+        if self.files_allowed() {
+            self.send(ViewerCommand::SendFiles(paths));
+        } else {
+            self.messages.push(self.t().no_files.to_owned());
+        }
+    }
+
+    /// Polls events, takes dropped files and draws the window.
+    pub fn ui(&mut self, ui: &mut egui::Ui) {
+        self.poll(ui.ctx());
+        self.take_dropped(ui.ctx());
+        match self.stage.clone() {
+            Stage::Connected { label, code, path } => self.session(ui, &label, &code, &path),
+            stage => self.lobby(ui, stage),
+        }
+    }
+
+    fn lobby(&mut self, ui: &mut egui::Ui, stage: Stage) {
+        let t = self.t();
+        ui.heading(t.viewer_title);
+        ui.add_space(4.0);
+        match &stage {
+            Stage::SigningIn => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(fill(t.signing_in, &[("company", "")]).replace("  ", " "));
+                });
+            }
+            Stage::Failed(failure) => {
+                let (headline, detail) = failure_text(t, failure);
+                ui.colored_label(ui.visuals().error_fg_color, RichText::new(headline).size(16.0));
+                ui.collapsing(t.details, |ui| ui.label(detail));
+            }
+            _ => {
+                ui.label(RichText::new(fill(t.signed_in_as, &[("name", &self.name)])).strong());
+                if let Some(fp) = self.fingerprint {
+                    ui.small(fp.short());
+                }
+            }
+        }
+        if let Some(notice) = &self.notice {
+            ui.add_space(6.0);
+            ui.label(RichText::new(notice).size(15.0));
+        }
+        ui.add_space(8.0);
+        if let Stage::Connecting(label) = &stage {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label(fill(t.connecting_to_customer, &[("label", &shown_label(t, label))]));
+            });
+            return;
+        }
+        if stage == Stage::Ready && self.requests.is_empty() {
+            ui.label(t.waiting_for_requests);
+        }
+        let mut answer = None;
+        for r in &self.requests {
+            egui::Frame::group(ui.style()).show(ui, |ui| {
+                ui.set_width(ui.available_width());
+                ui.label(
+                    RichText::new(fill(t.asks_for_help, &[("label", &shown_label(t, &r.label))]))
+                        .size(16.0)
+                        .strong(),
+                );
+                ui.small(r.agent.short());
+                ui.horizontal(|ui| {
+                    if ui.button(RichText::new(t.accept).strong()).clicked() {
+                        answer = Some(ViewerCommand::Accept(r.request));
+                    }
+                    if ui.button(t.decline).clicked() {
+                        answer = Some(ViewerCommand::Decline(r.request));
+                    }
+                });
+            });
+        }
+        if let Some(answer) = answer {
+            if let ViewerCommand::Decline(request) = answer {
+                self.requests.retain(|r| r.request != request);
+            }
+            self.send(answer);
+        }
+    }
+
+    fn session(&mut self, ui: &mut egui::Ui, label: &str, code: &str, path: &str) {
+        let t = self.t();
+        egui::Panel::top("toolbar").show(ui, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                ui.label(RichText::new(shown_label(t, label)).strong());
+                ui.separator();
+                ui.label(t.compare_code);
+                ui.label(RichText::new(code).monospace().strong().size(18.0));
+                ui.separator();
+                ui.small(path);
+            });
+            ui.horizontal_wrapped(|ui| {
+                ui.selectable_value(&mut self.remote.scale, Scale::Fit, t.fit);
+                ui.selectable_value(&mut self.remote.scale, Scale::Actual, t.one_to_one);
+                if self.monitors.len() > 1 {
+                    let current = self.monitors.iter().find(|m| m.id == self.monitor).map(monitor_name);
+                    egui::ComboBox::from_label(t.monitor).selected_text(current.unwrap_or_default()).show_ui(
+                        ui,
+                        |ui| {
+                            for m in self.monitors.clone() {
+                                if ui.selectable_value(&mut self.monitor, m.id, monitor_name(&m)).clicked() {
+                                    self.send(ViewerCommand::SelectMonitor(m.id));
+                                }
+                            }
+                        },
+                    );
+                }
+                ui.separator();
+                let control = self.control();
+                for (text, c) in [
+                    (t.ctrl_alt_del, Combo::CtrlAltDel),
+                    (t.alt_tab, Combo::AltTab),
+                    (t.super_key, Combo::Super),
+                    (t.alt_f4, Combo::AltF4),
+                ] {
+                    if ui.add_enabled(control, egui::Button::new(text)).clicked() {
+                        if let Some(view) = &self.view {
+                            for input in combo(c) {
+                                let _ = view.input.send(input);
+                            }
+                        }
+                    }
+                }
+                ui.separator();
+                ui.menu_button(t.send_file, |ui| {
+                    ui.add(
+                        egui::TextEdit::singleline(&mut self.send_path)
+                            .hint_text(t.path_hint)
+                            .desired_width(320.0),
+                    );
+                    if ui.button(t.send).clicked() && !self.send_path.trim().is_empty() {
+                        self.send(ViewerCommand::SendFiles(vec![PathBuf::from(self.send_path.trim())]));
+                        self.send_path.clear();
+                        ui.close();
+                    }
+                });
+                ui.separator();
+                if ui.button(RichText::new(t.end_session).strong()).clicked() {
+                    self.send(ViewerCommand::End);
+                }
+            });
+            if self.permissions.is_some() && !self.control() {
+                ui.colored_label(ui.visuals().warn_fg_color, t.view_only);
+            }
+        });
+        if !self.transfers.rows().is_empty() || !self.messages.is_empty() {
+            egui::Panel::bottom("transfers").show(ui, |ui| {
+                ui.strong(t.transfers);
+                if let Some(transfer) = self.transfers.show(ui, t) {
+                    self.send(ViewerCommand::CancelTransfer(transfer));
+                }
+                for m in &self.messages {
+                    ui.small(m);
+                }
+            });
+        }
+        egui::CentralPanel::default().show(ui, |ui| {
+            let control = self.control();
+            if let Some(view) = &self.view {
+                self.remote.show(ui, &view.screen, Some(&view.input), control);
+            }
+            if !self.remote.has_picture() {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(t.first_picture);
+                });
+            }
+        });
+    }
+}
+
+fn shown_label(t: &Texts, label: &str) -> String {
+    if label.trim().is_empty() {
+        t.no_label.to_owned()
+    } else {
+        label.to_owned()
+    }
+}
+
+fn monitor_name(m: &Monitor) -> String {
+    format!("{} {}x{}{}", m.name, m.width, m.height, if m.primary { " *" } else { "" })
+}
+
+/// Opens the technician's window and runs until it is closed.
+pub fn open(identity: Identity, setup: ViewerSetup, lang: Lang) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let (commands, command_rx) = mpsc::channel(64);
+    let (event_tx, events) = mpsc::channel(1024);
+    let (wake_tx, wake) = super::app::waker();
+    let events_out = super::app::forward(runtime.handle(), event_tx, wake_tx);
+    let name = setup.name.clone();
+    let driver = runtime.spawn(crate::roles::viewer::drive(identity, setup, command_rx, events_out));
+    let window = ViewerWindow::new(lang, name, commands, events);
+    // The window spawns repaint watchers on the runtime.
+    let _guard = runtime.enter();
+    let result = super::app::run(
+        lang.texts().viewer_title,
+        [1280.0, 860.0],
+        wake,
+        window,
+        |w, ui| {
+            w.ui(ui);
+            false
+        },
+        ViewerWindow::close,
+    );
+    runtime.block_on(async {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), driver).await;
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    result
+}
