@@ -100,6 +100,8 @@ pub enum AgentEvent {
         /// Accept -> session.
         setup: Duration,
     },
+    /// The screen of this X display (or this desktop) is shared.
+    Sharing(String),
     /// What the technician may do now.
     Permissions(Permissions),
     /// Where received files go.
@@ -257,6 +259,8 @@ async fn hold(
     let emit = |e| async { events.send(e).await.is_ok() };
     let screen = share_screen(&session, setup.display.as_deref());
     if let Some(shared) = &screen {
+        let display = setup.display.clone().or_else(|| std::env::var("DISPLAY").ok()).unwrap_or_default();
+        emit(AgentEvent::Sharing(display)).await;
         // The layout message carries 16 monitors at most.
         let monitors = shared.monitors.iter().take(16).map(MonitorInfo::to_wire).collect();
         let _ = session.control.tx.send(&Control::ScreenLayout { monitors }).await;
@@ -461,6 +465,7 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
                 yes(p.clipboard),
                 yes(p.files)
             ),
+            AgentEvent::Sharing(display) => say!("sharing display {display}"),
             AgentEvent::Inbox(dir) => say!("files received go to {}", dir.display()),
             AgentEvent::File(news) => {
                 if let Some(line) = describe(&news) {

@@ -150,7 +150,7 @@ impl AgentWindow {
                 }
             }
             AgentEvent::DropRefused(why) => self.messages.push(fill(t.drop_refused, &[("why", &why)])),
-            AgentEvent::Monitor(_) | AgentEvent::Clipboard { .. } => {}
+            AgentEvent::Sharing(_) | AgentEvent::Monitor(_) | AgentEvent::Clipboard { .. } => {}
             AgentEvent::Ended(ending) => {
                 self.stage = Stage::Ended(ending);
                 self.exit = true;

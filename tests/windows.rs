@@ -1,0 +1,312 @@
+//! Both windows at once, each over its real driver: a rendezvous on
+//! loopback, the customer's window and the technician's window driven
+//! with egui_kittest as the two people would (double-click, Accept, End,
+//! a dropped file, typing into the remote view), real QUIC between them
+//! and, where the screen matters, a real Xvfb desktop on the customer's
+//! side.
+
+mod common;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{xvfb, Started};
+use egui_kittest::kittest::{NodeT, Queryable};
+use egui_kittest::Harness;
+use lifebuoy::net::Identity;
+use lifebuoy::proto::control::EndReason;
+use lifebuoy::rendezvous::server::{Limits, Server, ServerConfig};
+use lifebuoy::roles::agent::AgentSetup;
+use lifebuoy::roles::viewer::ViewerSetup;
+use lifebuoy::roles::{CompanyServer, Ending};
+use lifebuoy::ui::agent::{AgentWindow, Stage as AgentStage};
+use lifebuoy::ui::transfers::RowState;
+use lifebuoy::ui::viewer::{Stage as ViewerStage, ViewerWindow};
+use lifebuoy::ui::Lang;
+use tokio::sync::mpsc;
+
+struct Both {
+    agent: Harness<'static, AgentWindow>,
+    viewer: Harness<'static, ViewerWindow>,
+    agent_inbox: tempfile::TempDir,
+    viewer_inbox: tempfile::TempDir,
+    _server: Server,
+    _staff: tempfile::NamedTempFile,
+    // Last: the drivers stop with it.
+    runtime: tokio::runtime::Runtime,
+}
+
+/// What the customer's side shares.
+struct Customer {
+    display: Option<String>,
+    view_only: bool,
+}
+
+fn both(lang: Lang, customer: Customer) -> Both {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let _inside = runtime.enter();
+    let technician = Identity::generate("Anna Berger").unwrap();
+    let mut staff = tempfile::NamedTempFile::new().unwrap();
+    write!(staff, "[[staff]]\nname = \"Anna Berger\"\nfingerprint = \"{}\"\n", technician.fingerprint())
+        .unwrap();
+    let identity = Arc::new(Identity::generate("lifebuoy rendezvous").unwrap());
+    let pin = identity.fingerprint();
+    let server = runtime
+        .block_on(Server::start(ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            identity,
+            directory: staff.path().to_owned(),
+            relay: None,
+            relay_tcp: None,
+            limits: Limits::default(),
+        }))
+        .unwrap();
+    let company = CompanyServer { addr: server.local_addr(), pin, tunnel_port: 9 };
+    let (agent_inbox, viewer_inbox) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+
+    let (commands, command_rx) = mpsc::channel(64);
+    let (event_tx, events) = mpsc::channel(1024);
+    let viewer_setup = ViewerSetup {
+        server: company,
+        name: "Anna Berger".into(),
+        inbox: Some(viewer_inbox.path().to_owned()),
+    };
+    runtime.spawn(lifebuoy::roles::viewer::drive(technician, viewer_setup, command_rx, event_tx));
+    let viewer = Harness::builder().with_size(egui::vec2(1000.0, 800.0)).with_step_dt(0.05).build_ui_state(
+        |ui, w: &mut ViewerWindow| w.ui(ui),
+        ViewerWindow::new(lang, "Anna Berger".into(), commands, events),
+    );
+
+    let (commands, command_rx) = mpsc::channel(64);
+    let (event_tx, events) = mpsc::channel(1024);
+    let agent_setup = AgentSetup {
+        server: company,
+        display: customer.display,
+        view_only: customer.view_only,
+        no_clipboard: true,
+        no_files: false,
+        inbox: Some(agent_inbox.path().to_owned()),
+    };
+    runtime.spawn(lifebuoy::roles::agent::drive(agent_setup, command_rx, event_tx));
+    let mut window = AgentWindow::new(lang, "Muster GmbH".into(), commands, events);
+    window.label = "Kunde 4711".into();
+    let agent = Harness::builder()
+        .with_size(egui::vec2(460.0, 640.0))
+        .with_step_dt(0.05)
+        .build_ui_state(|ui, w: &mut AgentWindow| w.ui(ui), window);
+    Both { agent, viewer, agent_inbox, viewer_inbox, _server: server, _staff: staff, runtime }
+}
+
+impl Both {
+    /// Runs both windows until `done` holds (20 s at most).
+    fn until(&mut self, what: &str, done: impl Fn(&AgentWindow, &ViewerWindow) -> bool) {
+        let _inside = self.runtime.enter();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            self.agent.step();
+            self.viewer.step();
+            if done(self.agent.state(), self.viewer.state()) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: agent at {:?}, viewer at {:?}",
+                self.agent.state().stage,
+                self.viewer.state().stage
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn step(&mut self) {
+        let _inside = self.runtime.enter();
+        self.agent.step();
+        self.viewer.step();
+    }
+
+    /// The customer double-clicks the technician; the request shows.
+    fn request(&mut self) {
+        self.until("the staff list", |a, _| a.stage == AgentStage::Choosing);
+        self.until("the technician signed in", |a, v| {
+            v.stage == ViewerStage::Ready
+                && a.staff
+                    .first()
+                    .is_some_and(|s| s.presence == lifebuoy::proto::rendezvous::Presence::Online)
+        });
+        for _ in 0..10 {
+            self.step();
+        }
+        for _ in 0..2 {
+            self.agent.get_by_label("Anna Berger").click();
+            self.step();
+        }
+        self.until("the request reaches the technician", |_, v| !v.requests.is_empty());
+    }
+
+    /// The technician accepts; both sides stand in the session.
+    fn accept(&mut self, accept: &str) {
+        self.viewer.get_by_label(accept).click();
+        self.until("the session stands", |a, v| {
+            matches!(a.stage, AgentStage::Connected { .. })
+                && matches!(v.stage, ViewerStage::Connected { .. })
+        });
+    }
+
+    fn codes(&self) -> (String, String) {
+        let AgentStage::Connected { code: a, .. } = &self.agent.state().stage else {
+            panic!("agent not connected")
+        };
+        let ViewerStage::Connected { code: v, .. } = &self.viewer.state().stage else {
+            panic!("viewer not connected")
+        };
+        (a.clone(), v.clone())
+    }
+}
+
+#[test]
+fn the_customer_asks_the_technician_accepts_both_read_the_same_code_and_the_technician_ends() {
+    let mut both = both(Lang::De, Customer { display: None, view_only: false });
+    both.request();
+    both.viewer.get_by_label("Kunde 4711 bittet um Hilfe");
+    both.agent.get_by_label("Warten, bis Anna Berger annimmt …");
+    both.accept("Annehmen");
+    let (a, v) = both.codes();
+    assert_eq!(a, v, "the code the customer reads out is the one the technician sees");
+    both.agent.get_by_label(&a);
+    both.viewer.get_by_label(&v);
+    both.viewer.get_by_label("Sitzung beenden").click();
+    both.until("the customer's window closes", |a, _| a.exit);
+    assert_eq!(both.agent.state().stage, AgentStage::Ended(Ending::ByPeer(EndReason::TechnicianEnded)));
+    both.until("the technician is told", |_, v| {
+        v.notice.as_deref() == Some("Sie haben die Sitzung beendet.")
+    });
+    assert_eq!(both.viewer.state().stage, ViewerStage::Ready, "no reconnect: back to waiting");
+}
+
+#[test]
+fn a_declined_request_is_said_and_a_cancelled_one_disappears() {
+    let mut both = both(Lang::En, Customer { display: None, view_only: false });
+    both.request();
+    both.viewer.get_by_label("Decline").click();
+    both.until("the customer hears of it", |a, _| a.notice.is_some());
+    both.agent.get_by_label("Anna Berger declined the request.");
+    assert_eq!(both.agent.state().stage, AgentStage::Choosing);
+    assert!(both.viewer.state().requests.is_empty());
+
+    both.request();
+    both.agent.get_by_label("Cancel").click();
+    both.until("the request is withdrawn", |a, v| a.stage == AgentStage::Choosing && v.requests.is_empty());
+    both.viewer.get_by_label("Waiting for requests …");
+}
+
+#[test]
+fn view_only_shows_on_the_technicians_side_and_the_customer_ends() {
+    let mut started = Started(Vec::new());
+    let display = xvfb(&mut started, "640x480x24");
+    let _xterm = common::xterm(&mut started, &display);
+    let mut both = both(Lang::En, Customer { display: Some(display), view_only: true });
+    both.request();
+    both.accept("Accept");
+    both.until("the picture and the permissions", |_, v| v.remote.has_picture() && v.permissions.is_some());
+    assert_eq!(both.viewer.state().remote.remote_size(), (640, 480));
+    both.viewer.get_by_label("View only: the customer has not allowed control.");
+    assert!(
+        both.viewer.get_by_label("Ctrl+Alt+Del").accesskit_node().is_disabled(),
+        "no key combinations without control"
+    );
+    both.agent.get_by_label("End session").click();
+    both.until("both see the end", |a, v| a.exit && v.stage == ViewerStage::Ready);
+    both.viewer.get_by_label("The customer ended the session.");
+}
+
+fn blake3_of(path: &std::path::Path) -> String {
+    blake3::hash(&std::fs::read(path).unwrap()).to_hex().to_string()
+}
+
+#[test]
+fn a_file_dropped_on_the_technicians_window_arrives_whole_and_both_list_it() {
+    let mut both = both(Lang::En, Customer { display: None, view_only: false });
+    both.request();
+    both.accept("Accept");
+    both.until("the permissions", |_, v| v.permissions.is_some_and(|p| p.files));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("Anleitung.pdf");
+    common::random_file(&file, 3_000_000, 11);
+    both.viewer.input_mut().dropped_files.push(Arc::new(Dropped(file.clone())));
+    both.until("the file is done on both sides", |a, v| {
+        let done =
+            |rows: &[lifebuoy::ui::transfers::Row]| rows.iter().any(|r| matches!(r.state, RowState::Done(_)));
+        done(a.transfers.rows()) && done(v.transfers.rows())
+    });
+    let arrived: PathBuf = both.agent_inbox.path().join("Anleitung.pdf");
+    assert_eq!(blake3_of(&arrived), blake3_of(&file));
+    both.agent.get_by_label("Anleitung.pdf");
+    both.viewer.get_by_label("3.0 MB · done");
+    assert!(
+        std::fs::read_dir(both.viewer_inbox.path()).unwrap().next().is_none(),
+        "nothing came the other way"
+    );
+}
+
+#[test]
+fn keys_typed_into_the_remote_view_reach_the_customers_terminal() {
+    let mut started = Started(Vec::new());
+    let display = xvfb(&mut started, "640x480x24");
+    let dir = tempfile::tempdir().unwrap();
+    let typed = dir.path().join("typed.txt");
+    let terminal = Command::new("xterm")
+        .env("DISPLAY", &display)
+        .env("LC_ALL", "C.UTF-8")
+        .args(["-u8", "-geometry", "60x5+0+0", "-title", "customer-terminal", "-e", "sh", "-c"])
+        .arg(format!("stty -echo; cat > '{}'", typed.display()))
+        .spawn()
+        .unwrap();
+    started.0.push(terminal);
+    let focused = Command::new("timeout")
+        .args(["20", "xdotool", "search", "--sync", "--name", "customer-terminal", "windowfocus", "--sync"])
+        .env("DISPLAY", &display)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(focused.success());
+    let mut both = both(Lang::En, Customer { display: Some(display), view_only: false });
+    both.request();
+    both.accept("Accept");
+    both.until("the picture and control", |_, v| v.remote.has_picture() && v.control());
+    // The technician clicks into the middle of the picture (the root
+    // window there, away from the terminal, which keeps the focus) and types.
+    let at = egui::pos2(500.0, 450.0);
+    both.viewer.event(egui::Event::PointerMoved(at));
+    for pressed in [true, false] {
+        both.viewer.event(egui::Event::PointerButton {
+            pos: at,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        });
+    }
+    both.step();
+    both.viewer.event(egui::Event::Text("Grüße 42".into()));
+    both.viewer.key_press(egui::Key::Enter);
+    both.until("the terminal got the line", |_, _| {
+        std::fs::read_to_string(&typed).is_ok_and(|t| t.contains('\n'))
+    });
+    assert_eq!(std::fs::read_to_string(&typed).unwrap(), "Grüße 42\n");
+    assert!(both.viewer.state().remote.sent >= 4, "moves, the click, the text, Enter");
+}
+
+/// A file as the desktop hands it over when dropped.
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
