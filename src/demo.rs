@@ -37,6 +37,7 @@ async fn windows(lang: &str) -> anyhow::Result<()> {
     println!("== the technician's window (Demo-Techniker)");
     let mut viewer = Command::new(&exe);
     viewer.args(["--config-dir", &dir.path().display().to_string(), "viewer", "--name", "Demo-Techniker"]);
+    viewer.arg("--inbox").arg(inbox(dir.path(), "technician-inbox")?);
     server_args(&mut viewer);
     let mut viewer = viewer.spawn().context("starting the viewer")?;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -46,17 +47,71 @@ async fn windows(lang: &str) -> anyhow::Result<()> {
     println!("== the customer's window: double-click Demo-Techniker, then accept in the technician's window");
     let mut agent = Command::new(&exe);
     agent.args(["agent", "--company", "Demo GmbH", "--label", "Kunde 4711"]);
+    agent.arg("--inbox").arg(inbox(dir.path(), "customer-inbox")?);
     if let Some(d) = &desktop {
         println!("== the customer's desktop: Xvfb {} with an xterm", d.display);
         agent.args(["--display", &d.display]);
     }
     server_args(&mut agent);
-    let status = tokio::task::spawn_blocking(move || agent.spawn().and_then(|mut a| a.wait())).await??;
-    println!("== the customer's agent exited ({status}); close the technician's window to end the demo");
-    tokio::task::spawn_blocking(move || viewer.wait()).await??;
+    let mut agent = agent.spawn().context("starting the agent")?;
+    match exited(&mut agent).await? {
+        Some(status) => {
+            println!(
+                "== the customer's agent exited ({status}); close the technician's window to end the demo"
+            );
+            if exited(&mut viewer).await?.is_none() {
+                stop(&mut viewer);
+            }
+        }
+        None => {
+            // Ended with Ctrl+C or SIGTERM: the windows go with the demo.
+            stop(&mut agent);
+            stop(&mut viewer);
+        }
+    }
     drop(desktop);
     server.shutdown().await;
     Ok(())
+}
+
+/// Waits until `child` exits (its status) or the demo is told to stop (None).
+async fn exited(child: &mut std::process::Child) -> anyhow::Result<Option<std::process::ExitStatus>> {
+    let signal = lifebuoy::roles::shutdown_signal();
+    tokio::pin!(signal);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        tokio::select! {
+            _ = &mut signal => return Ok(None),
+            _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+        }
+    }
+}
+
+/// Asks a window process to end as a customer's tray Close would (SIGTERM),
+/// and makes sure it is gone.
+fn stop(child: &mut std::process::Child) {
+    #[cfg(target_os = "linux")]
+    {
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        for _ in 0..20 {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A folder for received files, inside the demo's own.
+fn inbox(dir: &std::path::Path, name: &str) -> anyhow::Result<std::path::PathBuf> {
+    let inbox = dir.join(name);
+    std::fs::create_dir_all(&inbox)?;
+    Ok(inbox)
 }
 
 /// A rendezvous on loopback whose staff directory lists `technician`.

@@ -15,7 +15,7 @@ use lifebuoy_proto::rendezvous::{FromRendezvous, Presence, Refusal, StaffEntry, 
 use lifebuoy_proto::{Fingerprint, Role};
 use tokio::sync::mpsc;
 
-use super::files::{describe, open_inbox, FileNews, Files};
+use super::files::{describe, open_inbox, DropRefused, FileNews, Files};
 use super::sharing::{open_injector, serve_streams, share_clipboard, share_screen};
 use super::{say, CompanyServer, Ending, Failure};
 use crate::net::candidates::host_candidates;
@@ -111,7 +111,7 @@ pub enum AgentEvent {
     /// Items of a drop that were left out (links, special files).
     Skipped(Vec<PathBuf>),
     /// A drop was refused as a whole.
-    DropRefused(String),
+    DropRefused(DropRefused),
     /// The technician looks at another monitor.
     Monitor(u8),
     /// Clipboard text moved (`to_technician`: copied here).
@@ -350,7 +350,7 @@ async fn hold(
                 Some(AgentCommand::SendFiles(paths)) if !setup.no_files => match files.send(paths) {
                     Ok((_, skipped)) if !skipped.is_empty() => { emit(AgentEvent::Skipped(skipped)).await; }
                     Ok(_) => {}
-                    Err(e) => { emit(AgentEvent::DropRefused(format!("{e:?}"))).await; }
+                    Err(e) => { emit(AgentEvent::DropRefused(e)).await; }
                 },
                 Some(AgentCommand::CancelTransfer(t)) => files.cancel(t),
                 Some(AgentCommand::End) | None => {

@@ -23,11 +23,13 @@ pub struct FileNews {
 }
 
 /// Why the files of a drop were not sent at all.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum DropRefused {
     /// The other side does not take files.
+    #[error("the other side does not accept files")]
     NotAllowed,
     /// Nothing in the drop could be read.
+    #[error("{0}")]
     Unreadable(String),
 }
 

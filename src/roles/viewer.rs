@@ -15,7 +15,7 @@ use lifebuoy_proto::rendezvous::{FromRendezvous, ToRendezvous};
 use lifebuoy_proto::{Fingerprint, Role};
 use tokio::sync::mpsc;
 
-use super::files::{describe, open_inbox, FileNews, Files};
+use super::files::{describe, open_inbox, DropRefused, FileNews, Files};
 use super::{say, CompanyServer, Ending, Failure};
 use crate::input::InputSender;
 use crate::net::candidates::host_candidates;
@@ -118,7 +118,7 @@ pub enum ViewerEvent {
     /// Items of a drop that were left out (links, special files).
     Skipped(Vec<PathBuf>),
     /// A drop was refused as a whole.
-    DropRefused(String),
+    DropRefused(DropRefused),
     /// The customer copied text.
     Clipboard(String),
     /// The session is over; waiting for requests again (unless quitting).
@@ -291,7 +291,7 @@ async fn hold(
                 Some(ViewerCommand::SendFiles(paths)) => match files.send(paths) {
                     Ok((_, skipped)) if !skipped.is_empty() => { emit(ViewerEvent::Skipped(skipped)).await; }
                     Ok(_) => {}
-                    Err(e) => { emit(ViewerEvent::DropRefused(format!("{e:?}"))).await; }
+                    Err(e) => { emit(ViewerEvent::DropRefused(e)).await; }
                 },
                 Some(ViewerCommand::CancelTransfer(t)) => files.cancel(t),
                 Some(ViewerCommand::End) => {

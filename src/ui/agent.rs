@@ -149,7 +149,7 @@ impl AgentWindow {
                     self.messages.push(fill(t.skipped, &[("path", &p.display().to_string())]));
                 }
             }
-            AgentEvent::DropRefused(why) => self.messages.push(fill(t.drop_refused, &[("why", &why)])),
+            AgentEvent::DropRefused(why) => self.messages.push(super::transfers::refused(t, &why)),
             AgentEvent::Sharing(_) | AgentEvent::Monitor(_) | AgentEvent::Clipboard { .. } => {}
             AgentEvent::Ended(ending) => {
                 self.stage = Stage::Ended(ending);
@@ -383,7 +383,12 @@ pub fn open(setup: AgentSetup, company: String, label: String, lang: Lang) -> an
     let (event_tx, events) = mpsc::channel(1024);
     let (wake_tx, wake) = super::app::waker();
     let events_out = super::app::forward(runtime.handle(), event_tx, wake_tx);
-    let driver = runtime.spawn(crate::roles::agent::drive(setup, command_rx, events_out));
+    let (done_tx, done) = tokio::sync::watch::channel(false);
+    let driver = runtime.spawn(async move {
+        crate::roles::agent::drive(setup, command_rx, events_out).await;
+        let _ = done_tx.send(true);
+    });
+    super::app::exit_on_signal(runtime.handle(), commands.clone(), AgentCommand::End, done);
     let mut window = AgentWindow::new(lang, company, commands, events);
     window.label = label;
     let title = window.title();

@@ -105,3 +105,21 @@ pub fn run<W: 'static>(
     eframe::run_native(title, options, Box::new(move |_cc| Ok(Box::new(shell))))
         .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }
+
+/// On SIGTERM or Ctrl+C (the service manager, `kill`, the demo ending):
+/// sends `last` (End, Quit), gives the driver a second to say goodbye to
+/// the other side (`done` turns true when it has), then exits the process:
+/// the window goes with it.
+pub fn exit_on_signal<C: Send + 'static>(
+    runtime: &tokio::runtime::Handle,
+    commands: mpsc::Sender<C>,
+    last: C,
+    mut done: tokio::sync::watch::Receiver<bool>,
+) {
+    runtime.spawn(async move {
+        crate::roles::shutdown_signal().await;
+        let _ = commands.send(last).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), done.wait_for(|d| *d)).await;
+        std::process::exit(0);
+    });
+}

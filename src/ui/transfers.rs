@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::roles::files::FileNews;
+use crate::roles::files::{DropRefused, FileNews};
 use crate::transfer::TransferEvent;
 
 use super::i18n::{fill, Texts};
@@ -159,6 +159,14 @@ impl Transfers {
             },
         );
         cancel
+    }
+}
+
+/// Why a drop was not sent, in the window's language.
+pub fn refused(t: &Texts, why: &DropRefused) -> String {
+    match why {
+        DropRefused::NotAllowed => t.no_files.to_owned(),
+        DropRefused::Unreadable(detail) => fill(t.drop_refused, &[("why", detail)]),
     }
 }
 

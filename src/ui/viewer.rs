@@ -84,6 +84,7 @@ pub struct ViewerWindow {
     /// The image's state.
     pub remote: RemoteView,
     send_path: String,
+    send_open: bool,
     commands: mpsc::Sender<ViewerCommand>,
     events: mpsc::Receiver<ViewerEvent>,
 }
@@ -112,6 +113,7 @@ impl ViewerWindow {
             view: None,
             remote: RemoteView::default(),
             send_path: String::new(),
+            send_open: false,
             commands,
             events,
         }
@@ -197,7 +199,7 @@ impl ViewerWindow {
                     self.messages.push(fill(t.skipped, &[("path", &p.display().to_string())]));
                 }
             }
-            ViewerEvent::DropRefused(why) => self.messages.push(fill(t.drop_refused, &[("why", &why)])),
+            ViewerEvent::DropRefused(why) => self.messages.push(super::transfers::refused(t, &why)),
             ViewerEvent::Clipboard(text) => {
                 self.messages.push(fill(t.clipboard_copied, &[("bytes", &text.len().to_string())]));
                 ctx.copy_text(text);
@@ -363,23 +365,28 @@ impl ViewerWindow {
                     }
                 }
                 ui.separator();
-                ui.menu_button(t.send_file, |ui| {
-                    ui.add(
-                        egui::TextEdit::singleline(&mut self.send_path)
-                            .hint_text(t.path_hint)
-                            .desired_width(320.0),
-                    );
+                if ui.selectable_label(self.send_open, t.send_file).clicked() {
+                    self.send_open = !self.send_open;
+                }
+                // Apart from the rest, at the right: it cannot be undone.
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    if ui.button(RichText::new(t.end_session).strong()).clicked() {
+                        self.send(ViewerCommand::End);
+                    }
+                });
+            });
+            if self.send_open {
+                // A row, not a menu: a menu closes on the click into its field.
+                ui.horizontal(|ui| {
+                    let field = egui::TextEdit::singleline(&mut self.send_path).hint_text(t.path_hint);
+                    ui.add(field.desired_width(420.0));
                     if ui.button(t.send).clicked() && !self.send_path.trim().is_empty() {
                         self.send(ViewerCommand::SendFiles(vec![PathBuf::from(self.send_path.trim())]));
                         self.send_path.clear();
-                        ui.close();
+                        self.send_open = false;
                     }
                 });
-                ui.separator();
-                if ui.button(RichText::new(t.end_session).strong()).clicked() {
-                    self.send(ViewerCommand::End);
-                }
-            });
+            }
             if self.permissions.is_some() && !self.control() {
                 ui.colored_label(ui.visuals().warn_fg_color, t.view_only);
             }
@@ -430,7 +437,12 @@ pub fn open(identity: Identity, setup: ViewerSetup, lang: Lang) -> anyhow::Resul
     let (wake_tx, wake) = super::app::waker();
     let events_out = super::app::forward(runtime.handle(), event_tx, wake_tx);
     let name = setup.name.clone();
-    let driver = runtime.spawn(crate::roles::viewer::drive(identity, setup, command_rx, events_out));
+    let (done_tx, done) = tokio::sync::watch::channel(false);
+    let driver = runtime.spawn(async move {
+        crate::roles::viewer::drive(identity, setup, command_rx, events_out).await;
+        let _ = done_tx.send(true);
+    });
+    super::app::exit_on_signal(runtime.handle(), commands.clone(), ViewerCommand::Quit, done);
     let window = ViewerWindow::new(lang, name, commands, events);
     // The window spawns repaint watchers on the runtime.
     let _guard = runtime.enter();
