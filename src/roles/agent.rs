@@ -68,6 +68,8 @@ pub enum AgentCommand {
 /// What the customer is told.
 #[derive(Clone, Debug, PartialEq)]
 pub enum AgentEvent {
+    /// The company server did not answer over UDP; TCP is tried too.
+    TryingTcp,
     /// The staff list, with presence (again whenever it changes).
     Staff(Vec<StaffEntry>),
     /// The request is out; the technician has not answered yet.
@@ -164,7 +166,10 @@ async fn flow(
     let identity = Arc::new(Identity::generate("lifebuoy agent").map_err(|e| Failure::Local(e.to_string()))?);
     let mut local =
         LocalSide { identity, role: Role::Agent, name: String::new(), capabilities: Capabilities::default() };
-    let (endpoint, mut rv) = super::sign_in(&setup.server, &local).await?;
+    let tcp = || {
+        let _ = events.try_send(AgentEvent::TryingTcp);
+    };
+    let (endpoint, mut rv) = super::sign_in(&setup.server, &local, tcp).await?;
     rv.send(&ToRendezvous::ListStaff).await.map_err(Failure::company)?;
     let emit = |e| async { events.send(e).await.is_ok() };
 
@@ -446,7 +451,7 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
             AgentEvent::Refused { technician, reason } => {
                 break Err(anyhow::anyhow!("{technician}: {}", refusal_text(reason)))
             }
-            AgentEvent::Cancelled | AgentEvent::Connecting { .. } => {}
+            AgentEvent::TryingTcp | AgentEvent::Cancelled | AgentEvent::Connecting { .. } => {}
             AgentEvent::Connected { code, path, setup, .. } => {
                 say!("connected: {path} setup_ms={:.1} code={code}", setup.as_secs_f64() * 1e3);
                 if options.end_after_connect {

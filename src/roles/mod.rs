@@ -92,9 +92,11 @@ pub const UDP_HEAD_START: Duration = Duration::from_millis(1500);
 
 /// Signs in to the rendezvous over UDP, or through the TCP tunnel when UDP
 /// gets no answer; the endpoint returned is the one to use for the peer.
+/// `trying_tcp` is called when UDP got no answer in time and TCP is tried.
 pub async fn sign_in(
     server: &CompanyServer,
     local: &LocalSide,
+    trying_tcp: impl FnOnce(),
 ) -> Result<(PeerEndpoint, RendezvousClient), Failure> {
     let over_udp = async {
         let endpoint = PeerEndpoint::bind(bind_addr_for(server.addr), &local.identity)?;
@@ -105,6 +107,7 @@ pub async fn sign_in(
         tokio::time::sleep(UDP_HEAD_START).await;
         let tcp = SocketAddr::new(server.addr.ip(), server.tunnel_port);
         eprintln!("no answer from the company server over UDP {}; trying TCP {tcp}", server.addr);
+        trying_tcp();
         let endpoint = PeerEndpoint::tunnel(tcp, server.addr, &local.identity).await?;
         let client = RendezvousClient::connect(&endpoint.quic, server.addr, local, server.pin).await?;
         Ok::<_, SessionError>((endpoint, client))

@@ -153,7 +153,7 @@ async fn flow(
         name: setup.name.clone(),
         capabilities: Capabilities::default(),
     };
-    let (endpoint, mut rv) = super::sign_in(&setup.server, &local).await?;
+    let (endpoint, mut rv) = super::sign_in(&setup.server, &local, || ()).await?;
     let emit = |e| async { events.send(e).await.is_ok() };
     emit(ViewerEvent::SignedIn { fingerprint: local.identity.fingerprint() }).await;
     let mut labels = std::collections::HashMap::new();

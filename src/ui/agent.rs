@@ -64,6 +64,8 @@ pub struct AgentWindow {
     pub inbox: Option<PathBuf>,
     /// Lines about drops (left-out links, refusals).
     pub messages: Vec<String>,
+    /// UDP got no answer; TCP is being tried.
+    pub trying_tcp: bool,
     /// Set when the session is over and the window should close.
     pub exit: bool,
     selected: Option<usize>,
@@ -91,6 +93,7 @@ impl AgentWindow {
             inbox: None,
             messages: Vec::new(),
             exit: false,
+            trying_tcp: false,
             selected: None,
             commands,
             events,
@@ -122,6 +125,7 @@ impl AgentWindow {
     pub fn apply(&mut self, event: AgentEvent) {
         let t = self.t();
         match event {
+            AgentEvent::TryingTcp => self.trying_tcp = true,
             AgentEvent::Staff(entries) => {
                 self.staff = entries;
                 if self.stage == Stage::SigningIn {
@@ -192,6 +196,9 @@ impl AgentWindow {
                     ui.spinner();
                     ui.label(fill(t.signing_in, &[("company", &self.company)]));
                 });
+                if self.trying_tcp {
+                    ui.label(t.trying_tcp);
+                }
             }
             Stage::Choosing => self.staff_list(ui),
             Stage::Waiting(name) => {
@@ -382,13 +389,17 @@ pub fn open(setup: AgentSetup, company: String, label: String, lang: Lang) -> an
     let (commands, command_rx) = mpsc::channel(64);
     let (event_tx, events) = mpsc::channel(1024);
     let (wake_tx, wake) = super::app::waker();
+    let window_waker = wake.clone();
     let events_out = super::app::forward(runtime.handle(), event_tx, wake_tx);
     let (done_tx, done) = tokio::sync::watch::channel(false);
     let driver = runtime.spawn(async move {
         crate::roles::agent::drive(setup, command_rx, events_out).await;
         let _ = done_tx.send(true);
     });
-    super::app::exit_on_signal(runtime.handle(), commands.clone(), AgentCommand::End, done);
+    super::app::exit_on_signal(runtime.handle(), commands.clone(), AgentCommand::End, done, window_waker);
+    // The tray lives as long as the runtime: until the agent exits.
+    let tray = super::tray::AgentTray::new(lang.texts(), &company, commands.clone());
+    let _tray = runtime.block_on(super::tray::show(tray));
     let mut window = AgentWindow::new(lang, company, commands, events);
     window.label = label;
     let title = window.title();

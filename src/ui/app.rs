@@ -19,6 +19,14 @@ impl Waker {
         }
     }
 
+    /// Closes the window (as its close button would).
+    pub fn close(&self) {
+        if let Some(ctx) = self.0.get() {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            ctx.request_repaint();
+        }
+    }
+
     fn set(&self, ctx: &egui::Context) {
         let _ = self.0.set(ctx.clone());
     }
@@ -98,7 +106,8 @@ pub fn run<W: 'static>(
             .with_title(title)
             .with_app_id("lifebuoy")
             .with_inner_size(size)
-            .with_drag_and_drop(true),
+            .with_drag_and_drop(true)
+            .with_icon(super::icon::window_icon()),
         ..Default::default()
     };
     let shell = Shell { window, draw, on_close, waker, closed: false };
@@ -108,18 +117,24 @@ pub fn run<W: 'static>(
 
 /// On SIGTERM or Ctrl+C (the service manager, `kill`, the demo ending):
 /// sends `last` (End, Quit), gives the driver a second to say goodbye to
-/// the other side (`done` turns true when it has), then exits the process:
-/// the window goes with it.
+/// the other side (`done` turns true when it has), then closes the window
+/// the normal way, so the process ends as it does when the person closes
+/// it (exiting from this thread while the UI thread draws can crash in the
+/// GL driver's exit handlers).
 pub fn exit_on_signal<C: Send + 'static>(
     runtime: &tokio::runtime::Handle,
     commands: mpsc::Sender<C>,
     last: C,
     mut done: tokio::sync::watch::Receiver<bool>,
+    window: Waker,
 ) {
     runtime.spawn(async move {
         crate::roles::shutdown_signal().await;
         let _ = commands.send(last).await;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), done.wait_for(|d| *d)).await;
+        window.close();
+        // A window that never came up cannot be closed: leave anyway.
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
         std::process::exit(0);
     });
 }

@@ -76,6 +76,7 @@ pub struct Texts {
     // The customer's window.
     pub agent_title: &'static str,
     pub signing_in: &'static str,
+    pub trying_tcp: &'static str,
     pub staff: &'static str,
     pub call_first: &'static str,
     pub label_hint: &'static str,
@@ -99,6 +100,8 @@ pub struct Texts {
     pub end_session: &'static str,
     pub close: &'static str,
     pub details: &'static str,
+    pub tray_tip: &'static str,
+    pub tray_close: &'static str,
     // Refusals.
     pub refused_unknown: &'static str,
     pub refused_offline: &'static str,
@@ -157,6 +160,7 @@ pub struct Texts {
 pub static DE: Texts = Texts {
     agent_title: "{company} – Fernwartung",
     signing_in: "Verbindung zu {company} wird hergestellt …",
+    trying_tcp: "Keine Antwort über UDP-Port 5515 (gesperrt?). Es wird über TCP versucht …",
     staff: "Support-Mitarbeiter",
     call_first: "Bitte rufen Sie uns zuerst an. Doppelklicken Sie dann auf die Person, mit der Sie sprechen.",
     label_hint: "Ihr Name oder Ihre Kundennummer (freiwillig)",
@@ -180,6 +184,8 @@ pub static DE: Texts = Texts {
     end_session: "Sitzung beenden",
     close: "Schließen",
     details: "Einzelheiten",
+    tray_tip: "{company}: Fernwartung läuft",
+    tray_close: "Schließen (beendet die Sitzung)",
     refused_unknown: "{name} steht nicht (mehr) in der Liste der Firma.",
     refused_offline: "{name} ist gerade nicht online.",
     refused_busy: "{name} ist gerade beschäftigt. Versuchen Sie es gleich noch einmal oder wählen Sie jemand anderen.",
@@ -234,6 +240,7 @@ pub static DE: Texts = Texts {
 pub static EN: Texts = Texts {
     agent_title: "{company} remote support",
     signing_in: "Connecting to {company} …",
+    trying_tcp: "No answer over UDP port 5515 (blocked?). Trying TCP …",
     staff: "Support staff",
     call_first: "Please call us first. Then double-click the person you are talking to.",
     label_hint: "Your name or customer number (optional)",
@@ -257,6 +264,8 @@ pub static EN: Texts = Texts {
     end_session: "End session",
     close: "Close",
     details: "Details",
+    tray_tip: "{company}: remote support is running",
+    tray_close: "Close (ends the session)",
     refused_unknown: "{name} is not (or no longer) in the company's list.",
     refused_offline: "{name} is not online right now.",
     refused_busy: "{name} is busy. Try again in a moment or choose someone else.",

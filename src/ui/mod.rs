@@ -6,8 +6,10 @@
 pub mod agent;
 mod app;
 pub mod i18n;
+pub mod icon;
 pub mod remote;
 pub mod transfers;
+pub mod tray;
 pub mod viewer;
 
 pub use i18n::Lang;

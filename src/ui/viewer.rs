@@ -435,6 +435,7 @@ pub fn open(identity: Identity, setup: ViewerSetup, lang: Lang) -> anyhow::Resul
     let (commands, command_rx) = mpsc::channel(64);
     let (event_tx, events) = mpsc::channel(1024);
     let (wake_tx, wake) = super::app::waker();
+    let window_waker = wake.clone();
     let events_out = super::app::forward(runtime.handle(), event_tx, wake_tx);
     let name = setup.name.clone();
     let (done_tx, done) = tokio::sync::watch::channel(false);
@@ -442,7 +443,7 @@ pub fn open(identity: Identity, setup: ViewerSetup, lang: Lang) -> anyhow::Resul
         crate::roles::viewer::drive(identity, setup, command_rx, events_out).await;
         let _ = done_tx.send(true);
     });
-    super::app::exit_on_signal(runtime.handle(), commands.clone(), ViewerCommand::Quit, done);
+    super::app::exit_on_signal(runtime.handle(), commands.clone(), ViewerCommand::Quit, done, window_waker);
     let window = ViewerWindow::new(lang, name, commands, events);
     // The window spawns repaint watchers on the runtime.
     let _guard = runtime.enter();
