@@ -31,6 +31,12 @@ bench: setup
     cargo bench --bench input_latency
     cargo bench --bench file_transfer
 
+# Screenshots of the real windows under Xvfb, German and English (docs/screenshots).
+screenshots: setup
+    cargo build --quiet
+    scripts/screenshots de
+    scripts/screenshots en
+
 # Cross-compile lifebuoy.exe for Windows (x86_64-pc-windows-gnu); extra args go to cargo build.
 build-windows *args: setup
     scripts/build-windows {{args}}
