@@ -38,6 +38,7 @@ async fn windows(lang: &str) -> anyhow::Result<()> {
     let mut viewer = Command::new(&exe);
     viewer.args(["--config-dir", &dir.path().display().to_string(), "viewer", "--name", "Demo-Techniker"]);
     viewer.arg("--inbox").arg(inbox(dir.path(), "technician-inbox")?);
+    viewer.arg("--audit-log").arg(dir.path().join("technician-audit.jsonl"));
     server_args(&mut viewer);
     let mut viewer = viewer.spawn().context("starting the viewer")?;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -48,6 +49,7 @@ async fn windows(lang: &str) -> anyhow::Result<()> {
     let mut agent = Command::new(&exe);
     agent.args(["agent", "--company", "Demo GmbH", "--label", "Kunde 4711"]);
     agent.arg("--inbox").arg(inbox(dir.path(), "customer-inbox")?);
+    agent.arg("--audit-log").arg(dir.path().join("customer-audit.jsonl"));
     if let Some(d) = &desktop {
         println!("== the customer's desktop: Xvfb {} with an xterm", d.display);
         agent.args(["--display", &d.display]);
@@ -158,7 +160,12 @@ async fn demo() -> anyhow::Result<()> {
     let viewer = tokio::spawn(lifebuoy::roles::viewer::run(
         technician,
         ViewerOptions {
-            setup: ViewerSetup { server: company, name: "Demo-Techniker".into(), inbox: None },
+            setup: ViewerSetup {
+                server: company,
+                name: "Demo-Techniker".into(),
+                inbox: None,
+                audit_log: Some(dir.path().join("technician-audit.jsonl")),
+            },
             accept: true,
             sessions: 1,
             screenshot: None,
@@ -178,6 +185,7 @@ async fn demo() -> anyhow::Result<()> {
     println!("== customer starts the agent and asks Demo-Techniker for help");
     lifebuoy::roles::agent::run(AgentOptions {
         setup: AgentSetup {
+            audit_log: Some(dir.path().join("customer-audit.jsonl")),
             server: company,
             display: desktop.as_ref().map(|d| d.display.clone()),
             view_only: false,

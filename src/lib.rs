@@ -4,6 +4,7 @@
 //! this crate holds the shells that do: identities on disk, pinned TLS, the
 //! QUIC endpoint, and the session both roles use.
 
+pub mod audit;
 #[cfg(target_os = "linux")]
 pub mod clipboard;
 pub mod config;

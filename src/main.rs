@@ -98,6 +98,9 @@ enum Command {
     Agent {
         #[command(flatten)]
         server: Server,
+        /// The audit log (JSON lines; default: audit.jsonl in your data folder).
+        #[arg(long, value_name = "FILE")]
+        audit_log: Option<PathBuf>,
         /// Ask this technician without a window: name as listed, or fingerprint.
         #[arg(long)]
         staff: Option<String>,
@@ -140,6 +143,9 @@ enum Command {
     Viewer {
         #[command(flatten)]
         server: Server,
+        /// The audit log (JSON lines; default: audit.jsonl in your data folder).
+        #[arg(long, value_name = "FILE")]
+        audit_log: Option<PathBuf>,
         /// No window: answer requests as the flags below say.
         #[arg(long)]
         headless: bool,
@@ -277,6 +283,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ))
         }
         Command::Agent {
+            audit_log,
             server,
             staff,
             company,
@@ -292,6 +299,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             send_files,
         } => {
             let setup = roles::agent::AgentSetup {
+                audit_log,
                 server: server.into(),
                 display,
                 view_only,
@@ -312,6 +320,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Viewer {
+            audit_log,
             server,
             headless,
             lang,
@@ -326,7 +335,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             send_files,
         } => {
             let identity = key(dir, TECHNICIAN_KEY, &name)?;
-            let setup = roles::viewer::ViewerSetup { server: server.into(), name, inbox };
+            let setup = roles::viewer::ViewerSetup { server: server.into(), name, inbox, audit_log };
             if !headless && !accept_all {
                 return lifebuoy::ui::viewer::open(identity, setup, language(lang.as_deref())?);
             }

@@ -106,7 +106,12 @@ async fn session() -> Setup {
     let company = CompanyServer { addr: server.local_addr(), pin, tunnel_port: 9 };
     let (commands, command_rx) = mpsc::channel(16);
     let (event_tx, mut events) = mpsc::channel(256);
-    let setup = ViewerSetup { server: company, name: "Anna".into(), inbox: Some(std::env::temp_dir()) };
+    let setup = ViewerSetup {
+        server: company,
+        name: "Anna".into(),
+        inbox: Some(std::env::temp_dir()),
+        audit_log: Some(std::path::PathBuf::from("/dev/null")),
+    };
     tokio::spawn(lifebuoy::roles::viewer::drive(technician, setup, command_rx, event_tx));
     assert!(matches!(events.recv().await, Some(ViewerEvent::SignedIn { .. })));
 

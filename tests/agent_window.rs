@@ -75,6 +75,7 @@ impl Customer {
         self.tell(AgentEvent::Connecting { technician: "Anna Berger".into() });
         self.tell(AgentEvent::Connected {
             technician: "Anna Berger".into(),
+            fingerprint: fp(1),
             code: "123 456".into(),
             path: "path=direct rtt_ms=0.40".into(),
             setup: Duration::from_millis(15),

@@ -33,6 +33,7 @@ struct Both {
     viewer: Harness<'static, ViewerWindow>,
     agent_inbox: tempfile::TempDir,
     viewer_inbox: tempfile::TempDir,
+    logs: tempfile::TempDir,
     _server: Server,
     _staff: tempfile::NamedTempFile,
     // Last: the drivers stop with it.
@@ -66,6 +67,7 @@ fn both(lang: Lang, customer: Customer) -> Both {
         .unwrap();
     let company = CompanyServer { addr: server.local_addr(), pin, tunnel_port: 9 };
     let (agent_inbox, viewer_inbox) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let logs = tempfile::tempdir().unwrap();
 
     let (commands, command_rx) = mpsc::channel(64);
     let (event_tx, events) = mpsc::channel(1024);
@@ -73,6 +75,7 @@ fn both(lang: Lang, customer: Customer) -> Both {
         server: company,
         name: "Anna Berger".into(),
         inbox: Some(viewer_inbox.path().to_owned()),
+        audit_log: Some(logs.path().join("technician.jsonl")),
     };
     runtime.spawn(lifebuoy::roles::viewer::drive(technician, viewer_setup, command_rx, event_tx));
     let viewer = Harness::builder().with_size(egui::vec2(1000.0, 800.0)).with_step_dt(0.05).build_ui_state(
@@ -89,6 +92,7 @@ fn both(lang: Lang, customer: Customer) -> Both {
         no_clipboard: true,
         no_files: false,
         inbox: Some(agent_inbox.path().to_owned()),
+        audit_log: Some(logs.path().join("customer.jsonl")),
     };
     runtime.spawn(lifebuoy::roles::agent::drive(agent_setup, command_rx, event_tx));
     let mut window = AgentWindow::new(lang, "Muster GmbH".into(), commands, events);
@@ -97,7 +101,7 @@ fn both(lang: Lang, customer: Customer) -> Both {
         .with_size(egui::vec2(460.0, 640.0))
         .with_step_dt(0.05)
         .build_ui_state(|ui, w: &mut AgentWindow| w.ui(ui), window);
-    Both { agent, viewer, agent_inbox, viewer_inbox, _server: server, _staff: staff, runtime }
+    Both { agent, viewer, agent_inbox, viewer_inbox, logs, _server: server, _staff: staff, runtime }
 }
 
 impl Both {
@@ -249,6 +253,25 @@ fn a_file_dropped_on_the_technicians_window_arrives_whole_and_both_list_it() {
         std::fs::read_dir(both.viewer_inbox.path()).unwrap().next().is_none(),
         "nothing came the other way"
     );
+
+    // Both audit logs tell the same story: who, the code, the file by hash, the end.
+    let (code, _) = both.codes();
+    both.agent.get_by_label("End session").click();
+    both.until("both see the end", |a, v| a.exit && v.stage == ViewerStage::Ready);
+    let hash = blake3_of(&file);
+    for (log, direction, peer) in
+        [("customer.jsonl", "received", "Anna Berger"), ("technician.jsonl", "sent", "Kunde 4711")]
+    {
+        let text = std::fs::read_to_string(both.logs.path().join(log)).unwrap();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
+        assert_eq!(events, ["session_start", "permissions", "file", "session_end"], "{log}: {text}");
+        assert_eq!(lines[0]["code"], code.as_str(), "{log}");
+        assert_eq!(lines[0]["peer"], peer, "{log}");
+        assert_eq!(lines[2]["direction"], direction, "{log}");
+        assert_eq!(lines[2]["blake3"], hash.as_str(), "{log}");
+        assert_eq!(lines[2]["size"], 3_000_000, "{log}");
+    }
 }
 
 #[test]

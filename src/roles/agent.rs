@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use super::files::{describe, open_inbox, DropRefused, FileNews, Files};
 use super::sharing::{open_injector, serve_streams, share_clipboard, share_screen};
 use super::{say, CompanyServer, Ending, Failure};
+use crate::audit::{file_record, permissions_record, AuditLog, Record};
 use crate::net::candidates::host_candidates;
 use crate::net::punch::connect_peer;
 use crate::net::Identity;
@@ -39,6 +40,8 @@ pub struct AgentSetup {
     pub no_files: bool,
     /// Where received files go (default: Downloads/lifebuoy).
     pub inbox: Option<PathBuf>,
+    /// The audit log (default: audit.jsonl in the user's data folder).
+    pub audit_log: Option<PathBuf>,
 }
 
 /// What the customer does.
@@ -95,6 +98,8 @@ pub enum AgentEvent {
     Connected {
         /// The technician.
         technician: String,
+        /// The technician's key (pinned).
+        fingerprint: Fingerprint,
         /// The code to compare on the phone.
         code: String,
         /// How the connection goes (direct, relay, tcp) and its round trip.
@@ -150,11 +155,31 @@ pub async fn drive(
     mut commands: mpsc::Receiver<AgentCommand>,
     events: mpsc::Sender<AgentEvent>,
 ) {
-    let last = match flow(&setup, &mut commands, &events).await {
+    let audit = AuditLog::open_or_warn(setup.audit_log.clone(), "agent");
+    let (tx, forwarder) = super::audited(audit, events, records);
+    let last = match flow(&setup, &mut commands, &tx).await {
         Ok(ending) => AgentEvent::Ended(ending),
         Err(failure) => AgentEvent::Failed(failure),
     };
-    let _ = events.send(last).await;
+    let _ = tx.send(last).await;
+    drop(tx);
+    let _ = forwarder.await;
+}
+
+/// What of an event goes into the audit log.
+fn records(event: &AgentEvent) -> Option<Record> {
+    match event {
+        AgentEvent::Connected { technician, fingerprint, code, path, .. } => Some(Record::SessionStart {
+            peer: technician.clone(),
+            fingerprint: fingerprint.to_string(),
+            path: path.clone(),
+            code: code.clone(),
+        }),
+        AgentEvent::Permissions(p) => Some(permissions_record(p)),
+        AgentEvent::File(news) => file_record(news),
+        AgentEvent::Ended(ending) => Some(Record::SessionEnd { how: ending.to_string() }),
+        _ => None,
+    }
 }
 
 async fn flow(
@@ -235,6 +260,7 @@ async fn flow(
     rv.close();
     emit(AgentEvent::Connected {
         technician: technician.name.clone(),
+        fingerprint: link.session.peer.fingerprint,
         code: link.session.peer.code.to_string(),
         path: link.summary(),
         setup: started.elapsed(),

@@ -87,6 +87,33 @@ impl Failure {
     }
 }
 
+/// Puts a tee in a driver's events: each goes into the audit log (as far
+/// as `records` says it belongs there), then on to `events`.
+pub fn audited<E: Send + 'static>(
+    audit: Option<crate::audit::AuditLog>,
+    events: tokio::sync::mpsc::Sender<E>,
+    records: fn(&E) -> Option<crate::audit::Record>,
+) -> (tokio::sync::mpsc::Sender<E>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<E>(256);
+    let forwarder = tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            if let (Some(log), Some(record)) = (&audit, records(&event)) {
+                log.record(&record);
+            }
+            if events.send(event).await.is_err() {
+                // Nobody listens any more; the log still gets the rest.
+                while let Some(event) = rx.recv().await {
+                    if let (Some(log), Some(record)) = (&audit, records(&event)) {
+                        log.record(&record);
+                    }
+                }
+                break;
+            }
+        }
+    });
+    (tx, forwarder)
+}
+
 /// How long UDP gets before the TCP tunnel is tried beside it.
 pub const UDP_HEAD_START: Duration = Duration::from_millis(1500);
 

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 use super::files::{describe, open_inbox, DropRefused, FileNews, Files};
 use super::{say, CompanyServer, Ending, Failure};
+use crate::audit::{file_record, permissions_record, AuditLog, Record};
 use crate::input::InputSender;
 use crate::net::candidates::host_candidates;
 use crate::net::punch::connect_peer;
@@ -33,6 +34,8 @@ pub struct ViewerSetup {
     pub name: String,
     /// Where received files go (default: Downloads/lifebuoy).
     pub inbox: Option<PathBuf>,
+    /// The audit log (default: audit.jsonl in the user's data folder).
+    pub audit_log: Option<PathBuf>,
 }
 
 /// What the technician does.
@@ -96,6 +99,8 @@ pub enum ViewerEvent {
     Connected {
         /// The customer's label.
         label: String,
+        /// The customer's key of this run (pinned).
+        fingerprint: Fingerprint,
         /// The code to compare on the phone.
         code: String,
         /// How the connection goes (direct, relay, tcp) and its round trip.
@@ -135,8 +140,28 @@ pub async fn drive(
     mut commands: mpsc::Receiver<ViewerCommand>,
     events: mpsc::Sender<ViewerEvent>,
 ) {
-    if let Err(failure) = flow(identity, &setup, &mut commands, &events).await {
-        let _ = events.send(ViewerEvent::Failed(failure)).await;
+    let audit = AuditLog::open_or_warn(setup.audit_log.clone(), "viewer");
+    let (tx, forwarder) = super::audited(audit, events, records);
+    if let Err(failure) = flow(identity, &setup, &mut commands, &tx).await {
+        let _ = tx.send(ViewerEvent::Failed(failure)).await;
+    }
+    drop(tx);
+    let _ = forwarder.await;
+}
+
+/// What of an event goes into the audit log.
+fn records(event: &ViewerEvent) -> Option<Record> {
+    match event {
+        ViewerEvent::Connected { label, fingerprint, code, path, .. } => Some(Record::SessionStart {
+            peer: label.clone(),
+            fingerprint: fingerprint.to_string(),
+            path: path.clone(),
+            code: code.clone(),
+        }),
+        ViewerEvent::Permissions(p) => Some(permissions_record(p)),
+        ViewerEvent::File(news) => file_record(news),
+        ViewerEvent::Ended(ending) => Some(Record::SessionEnd { how: ending.to_string() }),
+        _ => None,
     }
 }
 
@@ -222,6 +247,7 @@ async fn flow(
                 let input = Arc::new(InputSender::start(link.session.link.clone()));
                 emit(ViewerEvent::Connected {
                     label,
+                    fingerprint: link.session.peer.fingerprint,
                     code: link.session.peer.code.to_string(),
                     path: link.summary(),
                     setup: accepted.elapsed(),
