@@ -10,6 +10,7 @@ pub mod clipboard;
 pub mod config;
 pub mod input;
 pub mod net;
+pub mod pack;
 pub mod rendezvous;
 pub mod roles;
 pub mod screen;

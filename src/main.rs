@@ -190,6 +190,32 @@ enum Command {
         #[arg(long, value_name = "LANG")]
         lang: Option<String>,
     },
+    /// Make your company's agent as one file: a copy of this program with
+    /// your name, rendezvous and pin inside. Customers download it and
+    /// start it; nothing to set up. Sign the result (Authenticode, codesign).
+    PackAgent {
+        /// Your company's name, shown in the customer's window.
+        #[arg(long)]
+        company: String,
+        /// Your rendezvous server, HOST:PORT (a name is looked up at each start).
+        #[arg(long, value_name = "HOST:PORT")]
+        rendezvous: String,
+        /// The rendezvous server's fingerprint (`lifebuoy id --rendezvous` on the server).
+        #[arg(long, value_name = "FINGERPRINT")]
+        rendezvous_pin: Fingerprint,
+        /// TCP port of the tunnel on the rendezvous host.
+        #[arg(long, default_value_t = 5511, value_name = "PORT")]
+        tunnel_port: u16,
+        /// The window's language, de or en (default: the customer's system).
+        #[arg(long, value_name = "LANG")]
+        lang: Option<String>,
+        /// The program to pack (default: this one; e.g. lifebuoy.exe for Windows customers).
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
+        /// Where to write the agent.
+        #[arg(long, short, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Record an X display to a raw BGRX frame file (for `bench-codec`).
     Record {
         /// The display, e.g. :1.
@@ -232,14 +258,74 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    match run(cli) {
+    // A packed agent started with no arguments (double-clicked by the
+    // customer) opens the company's agent window.
+    let packed = match std::env::args_os().len() {
+        1 => lifebuoy::pack::this_program(),
+        _ => Ok(None),
+    };
+    let result = match packed {
+        Ok(Some(config)) => run_packed(config),
+        Ok(None) => run(Cli::parse()),
+        Err(e) => Err(e.into()),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lifebuoy: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The packed agent: the company's configuration, the customer's window.
+fn run_packed(config: lifebuoy::pack::PackedConfig) -> anyhow::Result<()> {
+    use std::net::ToSocketAddrs;
+    let lang = language(config.lang.as_deref())?;
+    let pin = config.pin.parse().map_err(|_| anyhow::anyhow!("the packed rendezvous pin is invalid"))?;
+    // A name is looked up at each start; IPv4 first (the NAT-friendly case).
+    let addrs: Vec<SocketAddr> =
+        config.rendezvous.to_socket_addrs().map(Iterator::collect).unwrap_or_default();
+    let Some(addr) = addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).copied() else {
+        let why = format!("cannot look up {}", config.rendezvous);
+        return lifebuoy::ui::agent::open_failed(config.company, lang, roles::Failure::Unreachable(why));
+    };
+    let setup = roles::agent::AgentSetup {
+        server: CompanyServer { addr, pin, tunnel_port: config.tunnel_port },
+        display: None,
+        view_only: false,
+        no_clipboard: false,
+        no_files: false,
+        inbox: None,
+        audit_log: None,
+    };
+    lifebuoy::ui::agent::open(setup, config.company, String::new(), lang)
+}
+
+fn pack_agent(
+    config: lifebuoy::pack::PackedConfig,
+    from: Option<PathBuf>,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    let (host, port) = config
+        .rendezvous
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow::anyhow!("--rendezvous must be HOST:PORT, e.g. support.example.com:5515"))?;
+    anyhow::ensure!(!host.is_empty() && port.parse::<u16>().is_ok(), "--rendezvous must be HOST:PORT");
+    language(config.lang.as_deref())?;
+    let from = match from {
+        Some(f) => f,
+        None => std::env::current_exe()?,
+    };
+    lifebuoy::pack::pack(&from, &config, out)?;
+    println!(
+        "{}: the agent of {} (rendezvous {}, pin {}); customers start it with no set-up",
+        out.display(),
+        config.company,
+        config.rendezvous,
+        &config.pin[..16]
+    );
+    Ok(())
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -362,6 +448,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 true => demo::run_windows(lang.as_deref().unwrap_or(language(None)?.code())),
                 false => demo::run(),
             }
+        }
+        Command::PackAgent { company, rendezvous, rendezvous_pin, tunnel_port, lang, from, out } => {
+            let config = lifebuoy::pack::PackedConfig {
+                company,
+                rendezvous,
+                pin: rendezvous_pin.to_string(),
+                tunnel_port,
+                lang,
+            };
+            pack_agent(config, from, &out)
         }
         Command::Record { display, seconds, fps, out } => record(&display, seconds, fps, &out),
         Command::BenchCodec { input, size, format, fps } => bench_codec(&input, &size, &format, fps),

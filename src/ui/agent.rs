@@ -382,6 +382,28 @@ pub fn ending_text(t: &Texts, e: &Ending) -> &'static str {
     }
 }
 
+/// Opens the customer's window showing a failure that came before any
+/// connection (a packed agent whose server name cannot be looked up).
+pub fn open_failed(company: String, lang: Lang, failure: Failure) -> anyhow::Result<()> {
+    let (commands, _ignored) = mpsc::channel(1);
+    let (events_tx, events) = mpsc::channel(1);
+    let _ = events_tx.try_send(AgentEvent::Failed(failure));
+    let window = AgentWindow::new(lang, company, commands, events);
+    let title = window.title();
+    let (_, wake) = super::app::waker();
+    super::app::run(
+        &title,
+        [460.0, 620.0],
+        wake,
+        window,
+        |w, ui| {
+            w.ui(ui);
+            w.exit
+        },
+        |_| {},
+    )
+}
+
 /// Opens the customer's window and runs until the session ends or the
 /// customer closes it; the agent's driver runs beside it.
 pub fn open(setup: AgentSetup, company: String, label: String, lang: Lang) -> anyhow::Result<()> {
