@@ -66,6 +66,8 @@ pub struct SessionView {
     pub screen: Arc<ScreenReceiver>,
     /// Where keyboard and mouse go.
     pub input: Arc<InputSender>,
+    /// The connection (its round-trip time, live).
+    pub link: crate::session::Link,
 }
 
 impl std::fmt::Debug for SessionView {
@@ -251,7 +253,7 @@ async fn flow(
                     code: link.session.peer.code.to_string(),
                     path: link.summary(),
                     setup: accepted.elapsed(),
-                    view: SessionView { screen: screen.clone(), input },
+                    view: SessionView { screen: screen.clone(), input, link: link.session.link.clone() },
                 })
                 .await;
                 let quit = hold(setup, link.session, screen, commands, events).await;

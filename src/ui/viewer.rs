@@ -330,7 +330,11 @@ impl ViewerWindow {
                 ui.label(t.compare_code);
                 ui.label(RichText::new(code).monospace().strong().size(18.0));
                 ui.separator();
-                ui.small(path);
+                // The path as found; the round trip as it is now.
+                let kind = path.split(" rtt_ms=").next().unwrap_or(path).trim_start_matches("path=");
+                let rtt = self.view.as_ref().map_or(0.0, |v| v.link.rtt().as_secs_f64() * 1e3);
+                ui.small(format!("{kind} · RTT {rtt:.1} ms"));
+                ui.ctx().request_repaint_after(std::time::Duration::from_secs(1));
             });
             ui.horizontal_wrapped(|ui| {
                 ui.selectable_value(&mut self.remote.scale, Scale::Fit, t.fit);
