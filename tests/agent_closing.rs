@@ -6,16 +6,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write as _};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{xvfb, Started};
-use lifebuoy::net::Identity;
-use lifebuoy::rendezvous::server::{Limits, Server, ServerConfig};
 use lifebuoy::roles::viewer::{ViewerCommand, ViewerEvent, ViewerSetup};
-use lifebuoy::roles::{CompanyServer, Ending};
+use lifebuoy::roles::Ending;
 use tokio::sync::mpsc;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lifebuoy");
@@ -67,8 +65,7 @@ struct Setup {
     agent: Child,
     commands: mpsc::Sender<ViewerCommand>,
     events: mpsc::Receiver<ViewerEvent>,
-    _server: Server,
-    _staff: tempfile::NamedTempFile,
+    _rendezvous: common::CompanyOfOne,
 }
 
 /// A rendezvous and a technician in this process, the customer's agent
@@ -88,22 +85,9 @@ async fn session() -> Setup {
         .await
         .unwrap();
 
-    let technician = Identity::generate("Anna").unwrap();
-    let mut staff = tempfile::NamedTempFile::new().unwrap();
-    write!(staff, "[[staff]]\nname = \"Anna\"\nfingerprint = \"{}\"\n", technician.fingerprint()).unwrap();
-    let identity = Arc::new(Identity::generate("lifebuoy rendezvous").unwrap());
-    let pin = identity.fingerprint();
-    let server = Server::start(ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        identity,
-        directory: staff.path().to_owned(),
-        relay: None,
-        relay_tcp: None,
-        limits: Limits::default(),
-    })
-    .await
-    .unwrap();
-    let company = CompanyServer { addr: server.local_addr(), pin, tunnel_port: 9 };
+    let mut rendezvous = common::company_of_one("Anna").await;
+    let (company, technician, pin) =
+        (rendezvous.company, rendezvous.technician.take().unwrap(), rendezvous.company.pin);
     let (commands, command_rx) = mpsc::channel(16);
     let (event_tx, mut events) = mpsc::channel(256);
     let setup = ViewerSetup {
@@ -156,7 +140,7 @@ async fn session() -> Setup {
             _ => {}
         }
     }
-    Setup { started, bus, items, agent, commands, events, _server: server, _staff: staff }
+    Setup { started, bus, items, agent, commands, events, _rendezvous: rendezvous }
 }
 
 impl Setup {

@@ -4,16 +4,11 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{xvfb, Started};
-use lifebuoy::net::Identity;
-use lifebuoy::rendezvous::server::{Limits, Server, ServerConfig};
 use lifebuoy::roles::viewer::{ViewerEvent, ViewerSetup};
-use lifebuoy::roles::CompanyServer;
 use tokio::sync::mpsc;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lifebuoy");
@@ -22,25 +17,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_lifebuoy");
 async fn the_packed_agent_starts_with_no_set_up_and_reaches_the_companys_staff() {
     let mut started = Started(Vec::new());
     let display = xvfb(&mut started, "1024x768x24");
-    let technician = Identity::generate("Anna").unwrap();
-    let mut staff = tempfile::NamedTempFile::new().unwrap();
-    write!(staff, "[[staff]]\nname = \"Anna\"\nfingerprint = \"{}\"\n", technician.fingerprint()).unwrap();
-    let identity = Arc::new(Identity::generate("lifebuoy rendezvous").unwrap());
-    let pin = identity.fingerprint();
-    let server = Server::start(ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        identity,
-        directory: staff.path().to_owned(),
-        relay: None,
-        relay_tcp: None,
-        limits: Limits::default(),
-    })
-    .await
-    .unwrap();
+    let mut rendezvous = common::company_of_one("Anna").await;
+    let (company, technician, pin) =
+        (rendezvous.company, rendezvous.technician.take().unwrap(), rendezvous.company.pin);
     let dir = tempfile::tempdir().unwrap();
     let (_commands, command_rx) = mpsc::channel(16);
     let (event_tx, mut events) = mpsc::channel(256);
-    let company = CompanyServer { addr: server.local_addr(), pin, tunnel_port: 9 };
     let setup = ViewerSetup {
         server: company,
         name: "Anna".into(),

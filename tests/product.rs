@@ -46,21 +46,7 @@ fn technician_sees_the_screen_types_shares_the_clipboard_and_files_go_both_ways(
     let dir = tempfile::tempdir().unwrap();
     // A terminal that writes what is typed into it to a file, focused.
     let typed = dir.path().join("typed.txt");
-    let terminal = Command::new("xterm")
-        .env("DISPLAY", &display)
-        .env("LC_ALL", "C.UTF-8")
-        .args(["-u8", "-geometry", "60x5+300+300", "-title", "customer-terminal", "-e", "sh", "-c"])
-        .arg(format!("stty -echo; cat > '{}'", typed.display()))
-        .spawn()
-        .unwrap();
-    started.0.push(terminal);
-    let focused = Command::new("timeout")
-        .args(["20", "xdotool", "search", "--sync", "--name", "customer-terminal", "windowfocus", "--sync"])
-        .env("DISPLAY", &display)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(focused.success());
+    common::typing_terminal(&mut started, &display, "60x5+300+300", &typed);
     let rv_pin = id(&dir.path().join("rv"), true);
     let tech = id(&dir.path().join("tech"), false);
     let staff = dir.path().join("staff.toml");

@@ -7,21 +7,17 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{xvfb, Started};
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::Harness;
-use lifebuoy::net::Identity;
 use lifebuoy::proto::control::EndReason;
-use lifebuoy::rendezvous::server::{Limits, Server, ServerConfig};
 use lifebuoy::roles::agent::AgentSetup;
 use lifebuoy::roles::viewer::ViewerSetup;
-use lifebuoy::roles::{CompanyServer, Ending};
+use lifebuoy::roles::Ending;
 use lifebuoy::ui::agent::{AgentWindow, Stage as AgentStage};
 use lifebuoy::ui::transfers::RowState;
 use lifebuoy::ui::viewer::{Stage as ViewerStage, ViewerWindow};
@@ -34,8 +30,7 @@ struct Both {
     agent_inbox: tempfile::TempDir,
     viewer_inbox: tempfile::TempDir,
     logs: tempfile::TempDir,
-    _server: Server,
-    _staff: tempfile::NamedTempFile,
+    _rendezvous: common::CompanyOfOne,
     // Last: the drivers stop with it.
     runtime: tokio::runtime::Runtime,
 }
@@ -49,23 +44,8 @@ struct Customer {
 fn both(lang: Lang, customer: Customer) -> Both {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let _inside = runtime.enter();
-    let technician = Identity::generate("Anna Berger").unwrap();
-    let mut staff = tempfile::NamedTempFile::new().unwrap();
-    write!(staff, "[[staff]]\nname = \"Anna Berger\"\nfingerprint = \"{}\"\n", technician.fingerprint())
-        .unwrap();
-    let identity = Arc::new(Identity::generate("lifebuoy rendezvous").unwrap());
-    let pin = identity.fingerprint();
-    let server = runtime
-        .block_on(Server::start(ServerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            identity,
-            directory: staff.path().to_owned(),
-            relay: None,
-            relay_tcp: None,
-            limits: Limits::default(),
-        }))
-        .unwrap();
-    let company = CompanyServer { addr: server.local_addr(), pin, tunnel_port: 9 };
+    let mut rendezvous = runtime.block_on(common::company_of_one("Anna Berger"));
+    let (company, technician) = (rendezvous.company, rendezvous.technician.take().unwrap());
     let (agent_inbox, viewer_inbox) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let logs = tempfile::tempdir().unwrap();
 
@@ -101,7 +81,7 @@ fn both(lang: Lang, customer: Customer) -> Both {
         .with_size(egui::vec2(460.0, 640.0))
         .with_step_dt(0.05)
         .build_ui_state(|ui, w: &mut AgentWindow| w.ui(ui), window);
-    Both { agent, viewer, agent_inbox, viewer_inbox, logs, _server: server, _staff: staff, runtime }
+    Both { agent, viewer, agent_inbox, viewer_inbox, logs, _rendezvous: rendezvous, runtime }
 }
 
 impl Both {
@@ -280,21 +260,7 @@ fn keys_typed_into_the_remote_view_reach_the_customers_terminal() {
     let display = xvfb(&mut started, "640x480x24");
     let dir = tempfile::tempdir().unwrap();
     let typed = dir.path().join("typed.txt");
-    let terminal = Command::new("xterm")
-        .env("DISPLAY", &display)
-        .env("LC_ALL", "C.UTF-8")
-        .args(["-u8", "-geometry", "60x5+0+0", "-title", "customer-terminal", "-e", "sh", "-c"])
-        .arg(format!("stty -echo; cat > '{}'", typed.display()))
-        .spawn()
-        .unwrap();
-    started.0.push(terminal);
-    let focused = Command::new("timeout")
-        .args(["20", "xdotool", "search", "--sync", "--name", "customer-terminal", "windowfocus", "--sync"])
-        .env("DISPLAY", &display)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(focused.success());
+    common::typing_terminal(&mut started, &display, "60x5+0+0", &typed);
     let mut both = both(Lang::En, Customer { display: Some(display), view_only: false });
     both.request();
     both.accept("Accept");

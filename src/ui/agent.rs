@@ -388,20 +388,18 @@ pub fn open_failed(company: String, lang: Lang, failure: Failure) -> anyhow::Res
     let (commands, _ignored) = mpsc::channel(1);
     let (events_tx, events) = mpsc::channel(1);
     let _ = events_tx.try_send(AgentEvent::Failed(failure));
-    let window = AgentWindow::new(lang, company, commands, events);
-    let title = window.title();
     let (_, wake) = super::app::waker();
-    super::app::run(
-        &title,
-        [460.0, 620.0],
-        wake,
-        window,
-        |w, ui| {
-            w.ui(ui);
-            w.exit
-        },
-        |_| {},
-    )
+    show(AgentWindow::new(lang, company, commands, events), wake, |_| {})
+}
+
+/// Runs the window until it closes (its own exit, or the customer's).
+fn show(window: AgentWindow, wake: super::app::Waker, on_close: fn(&AgentWindow)) -> anyhow::Result<()> {
+    let title = window.title();
+    let draw = |w: &mut AgentWindow, ui: &mut egui::Ui| {
+        w.ui(ui);
+        w.exit
+    };
+    super::app::run(&title, [460.0, 620.0], wake, window, draw, on_close)
 }
 
 /// Opens the customer's window and runs until the session ends or the
@@ -424,18 +422,7 @@ pub fn open(setup: AgentSetup, company: String, label: String, lang: Lang) -> an
     let _tray = runtime.block_on(super::tray::show(tray));
     let mut window = AgentWindow::new(lang, company, commands, events);
     window.label = label;
-    let title = window.title();
-    let result = super::app::run(
-        &title,
-        [460.0, 620.0],
-        wake,
-        window,
-        |w, ui| {
-            w.ui(ui);
-            w.exit
-        },
-        AgentWindow::close,
-    );
+    let result = show(window, wake, AgentWindow::close);
     // The window is gone: the session ends with it, within a second.
     runtime.block_on(async {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), driver).await;

@@ -101,3 +101,79 @@ pub fn random_file(path: &std::path::Path, size: u64, seed: u64) {
         left -= n as u64;
     }
 }
+
+/// A terminal at `geometry` on `display` that writes what is typed into it
+/// to `typed` (no echo), with the keyboard focus.
+pub fn typing_terminal(started: &mut Started, display: &str, geometry: &str, typed: &std::path::Path) {
+    let terminal = Command::new("xterm")
+        .env("DISPLAY", display)
+        .env("LC_ALL", "C.UTF-8")
+        .args(["-u8", "-geometry", geometry, "-title", "customer-terminal", "-e", "sh", "-c"])
+        .arg(format!("stty -echo; cat > '{}'", typed.display()))
+        .spawn()
+        .expect("xterm must be installed (scripts/setup)");
+    started.0.push(terminal);
+    // The title can come before the window is mapped, and an unmapped
+    // window cannot take the focus: try until it can.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let focused = Command::new("timeout")
+            .args([
+                "5",
+                "xdotool",
+                "search",
+                "--sync",
+                "--name",
+                "customer-terminal",
+                "windowfocus",
+                "--sync",
+            ])
+            .env("DISPLAY", display)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        if focused.success() {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the terminal did not get the focus");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A rendezvous on loopback (no relay) whose staff directory lists one
+/// technician; the technician's key is returned with it.
+pub struct CompanyOfOne {
+    /// The server; dropped with the test.
+    pub server: lifebuoy::rendezvous::server::Server,
+    /// Where it is and its pin.
+    pub company: lifebuoy::roles::CompanyServer,
+    /// The listed technician's key.
+    pub technician: Option<lifebuoy::net::Identity>,
+    _staff: tempfile::NamedTempFile,
+}
+
+pub async fn company_of_one(name: &str) -> CompanyOfOne {
+    use std::io::Write as _;
+
+    use lifebuoy::net::Identity;
+    use lifebuoy::rendezvous::server::{Limits, Server, ServerConfig};
+
+    let technician = Identity::generate(name).unwrap();
+    let mut staff = tempfile::NamedTempFile::new().unwrap();
+    write!(staff, "[[staff]]\nname = \"{name}\"\nfingerprint = \"{}\"\n", technician.fingerprint()).unwrap();
+    let identity = std::sync::Arc::new(Identity::generate("lifebuoy rendezvous").unwrap());
+    let pin = identity.fingerprint();
+    let server = Server::start(ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        identity,
+        directory: staff.path().to_owned(),
+        relay: None,
+        relay_tcp: None,
+        limits: Limits::default(),
+    })
+    .await
+    .unwrap();
+    let company = lifebuoy::roles::CompanyServer { addr: server.local_addr(), pin, tunnel_port: 9 };
+    CompanyOfOne { server, company, technician: Some(technician), _staff: staff }
+}
