@@ -167,11 +167,12 @@ impl ViewerWindow {
                 self.transfers = Transfers::default();
                 self.messages.clear();
                 self.remote = RemoteView::default();
-                let screen = view.screen.clone();
                 let wake = ctx.clone();
-                // Every new picture or pointer state asks for a frame.
+                // Every new picture or pointer state asks for a frame. Only
+                // the receivers go into the task: it ends when the session's
+                // screen is dropped, and does not keep it alive.
+                let (mut image, mut cursor) = (view.screen.image.clone(), view.screen.cursor.clone());
                 tokio::spawn(async move {
-                    let (mut image, mut cursor) = (screen.image.clone(), screen.cursor.clone());
                     loop {
                         tokio::select! {
                             r = image.changed() => if r.is_err() { break },
