@@ -353,14 +353,14 @@ async fn hold(
                 Ok(Some(Control::Permissions(p))) => files.set_peer_takes(p.files),
                 Ok(Some(_)) => {}
                 // The control stream is gone: the session is ending.
-                Ok(None) | Err(_) => break ended(peer_end, session.link.closed().await),
+                Ok(None) | Err(_) => break Ending::after(peer_end, session.link.closed().await),
             },
             Some(text) = copied.recv() => {
                 emit(AgentEvent::Clipboard { to_technician: true, bytes: text.len() }).await;
                 let _ = session.control.tx.send(&Control::Clipboard { text }).await;
             }
             Some(item) = news.recv() => { emit(AgentEvent::File(item)).await; }
-            why = session.link.closed() => break ended(peer_end, why),
+            why = session.link.closed() => break Ending::after(peer_end, why),
             command = commands.recv() => match command {
                 Some(AgentCommand::AllowControl(on)) => {
                     if let Some(handle) = &injector {
@@ -402,14 +402,6 @@ async fn hold(
         emit(AgentEvent::File(item)).await;
     }
     ending
-}
-
-/// How a session ended that this side did not end.
-fn ended(peer: Option<EndReason>, why: crate::session::SessionError) -> Ending {
-    match peer {
-        Some(reason) => Ending::ByPeer(reason),
-        None => Ending::Lost(why.to_string()),
-    }
 }
 
 /// The customer's choices on the command line (the window asks instead).

@@ -49,6 +49,17 @@ pub enum Ending {
     Lost(String),
 }
 
+impl Ending {
+    /// How a session ended that this side did not end: the other side's
+    /// word if it gave one, else why the connection closed.
+    pub fn after(peer: Option<lifebuoy_proto::control::EndReason>, why: SessionError) -> Ending {
+        match peer {
+            Some(reason) => Ending::ByPeer(reason),
+            None => Ending::Lost(why.to_string()),
+        }
+    }
+}
+
 impl std::fmt::Display for Ending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

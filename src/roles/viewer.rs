@@ -307,7 +307,7 @@ async fn hold(
                 Ok(Some(Control::Clipboard { text })) => { emit(ViewerEvent::Clipboard(text)).await; }
                 Ok(Some(Control::End { reason })) => peer_end = Some(reason),
                 Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break (ended(peer_end, session.link.closed().await), false),
+                Ok(None) | Err(_) => break (Ending::after(peer_end, session.link.closed().await), false),
             },
             command = commands.recv() => match command {
                 Some(ViewerCommand::SelectMonitor(id)) => {
@@ -334,7 +334,7 @@ async fn hold(
                 Some(ViewerCommand::Accept(_) | ViewerCommand::Decline(_)) => {}
             },
             Some(item) = news.recv() => { emit(ViewerEvent::File(item)).await; }
-            why = session.link.closed() => break (ended(peer_end, why), false),
+            why = session.link.closed() => break (Ending::after(peer_end, why), false),
         }
     };
     streams.abort();
@@ -343,13 +343,6 @@ async fn hold(
     }
     emit(ViewerEvent::Ended(ending)).await;
     quit
-}
-
-fn ended(peer: Option<EndReason>, why: crate::session::SessionError) -> Ending {
-    match peer {
-        Some(reason) => Ending::ByPeer(reason),
-        None => Ending::Lost(why.to_string()),
-    }
 }
 
 /// Hands the customer's streams to whoever handles them.

@@ -405,28 +405,15 @@ fn show(window: AgentWindow, wake: super::app::Waker, on_close: fn(&AgentWindow)
 /// Opens the customer's window and runs until the session ends or the
 /// customer closes it; the agent's driver runs beside it.
 pub fn open(setup: AgentSetup, company: String, label: String, lang: Lang) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let (commands, command_rx) = mpsc::channel(64);
-    let (event_tx, events) = mpsc::channel(1024);
-    let (wake_tx, wake) = super::app::waker();
-    let window_waker = wake.clone();
-    let events_out = super::app::forward(runtime.handle(), event_tx, wake_tx);
-    let (done_tx, done) = tokio::sync::watch::channel(false);
-    let driver = runtime.spawn(async move {
-        crate::roles::agent::drive(setup, command_rx, events_out).await;
-        let _ = done_tx.send(true);
-    });
-    super::app::exit_on_signal(runtime.handle(), commands.clone(), AgentCommand::End, done, window_waker);
+    let (running, commands, events, wake) =
+        super::app::start(AgentCommand::End, |c, e| crate::roles::agent::drive(setup, c, e))?;
     // The tray lives as long as the runtime: until the agent exits.
     let tray = super::tray::AgentTray::new(lang.texts(), &company, commands.clone());
-    let _tray = runtime.block_on(super::tray::show(tray));
+    let _tray = running.runtime.block_on(super::tray::show(tray));
     let mut window = AgentWindow::new(lang, company, commands, events);
     window.label = label;
     let result = show(window, wake, AgentWindow::close);
     // The window is gone: the session ends with it, within a second.
-    runtime.block_on(async {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), driver).await;
-    });
-    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    running.stop();
     result
 }

@@ -121,7 +121,7 @@ pub fn run<W: 'static>(
 /// the normal way, so the process ends as it does when the person closes
 /// it (exiting from this thread while the UI thread draws can crash in the
 /// GL driver's exit handlers).
-pub fn exit_on_signal<C: Send + 'static>(
+fn exit_on_signal<C: Send + 'static>(
     runtime: &tokio::runtime::Handle,
     commands: mpsc::Sender<C>,
     last: C,
@@ -137,4 +137,52 @@ pub fn exit_on_signal<C: Send + 'static>(
         tokio::time::sleep(std::time::Duration::from_secs(3)).await;
         std::process::exit(0);
     });
+}
+
+/// A role's driver running on its own runtime beside a window.
+pub struct Running {
+    /// The runtime (the window enters it to spawn its watchers).
+    pub runtime: tokio::runtime::Runtime,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts a driver (`drive(commands, events)`) with the window's channels:
+/// its events wake the window, and a signal sends it `last`. Returns the
+/// running driver, the window's command sender and event receiver, and the
+/// window's waker.
+#[allow(clippy::type_complexity)]
+pub fn start<C, E, F>(
+    last: C,
+    drive: impl FnOnce(mpsc::Receiver<C>, mpsc::Sender<E>) -> F,
+) -> anyhow::Result<(Running, mpsc::Sender<C>, mpsc::Receiver<E>, Waker)>
+where
+    C: Send + 'static,
+    E: Send + 'static,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let (commands, command_rx) = mpsc::channel(64);
+    let (event_tx, events) = mpsc::channel(1024);
+    let (wake_tx, wake) = waker();
+    let events_out = forward(runtime.handle(), event_tx, wake_tx);
+    let (done_tx, done) = tokio::sync::watch::channel(false);
+    let driving = drive(command_rx, events_out);
+    let task = runtime.spawn(async move {
+        driving.await;
+        let _ = done_tx.send(true);
+    });
+    exit_on_signal(runtime.handle(), commands.clone(), last, done, wake.clone());
+    Ok((Running { runtime, task }, commands, events, wake))
+}
+
+impl Running {
+    /// The window is gone: gives the driver a second to end the session
+    /// and tell the other side, then stops.
+    pub fn stop(self) {
+        let task = self.task;
+        self.runtime.block_on(async {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), task).await;
+        });
+        self.runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    }
 }

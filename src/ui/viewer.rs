@@ -436,36 +436,19 @@ fn monitor_name(m: &Monitor) -> String {
 
 /// Opens the technician's window and runs until it is closed.
 pub fn open(identity: Identity, setup: ViewerSetup, lang: Lang) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let (commands, command_rx) = mpsc::channel(64);
-    let (event_tx, events) = mpsc::channel(1024);
-    let (wake_tx, wake) = super::app::waker();
-    let window_waker = wake.clone();
-    let events_out = super::app::forward(runtime.handle(), event_tx, wake_tx);
     let name = setup.name.clone();
-    let (done_tx, done) = tokio::sync::watch::channel(false);
-    let driver = runtime.spawn(async move {
-        crate::roles::viewer::drive(identity, setup, command_rx, events_out).await;
-        let _ = done_tx.send(true);
-    });
-    super::app::exit_on_signal(runtime.handle(), commands.clone(), ViewerCommand::Quit, done, window_waker);
+    let (running, commands, events, wake) =
+        super::app::start(ViewerCommand::Quit, |c, e| crate::roles::viewer::drive(identity, setup, c, e))?;
     let window = ViewerWindow::new(lang, name, commands, events);
-    // The window spawns repaint watchers on the runtime.
-    let _guard = runtime.enter();
-    let result = super::app::run(
-        lang.texts().viewer_title,
-        [1280.0, 860.0],
-        wake,
-        window,
-        |w, ui| {
+    let result = {
+        // The window spawns repaint watchers on the runtime.
+        let _inside = running.runtime.enter();
+        let draw = |w: &mut ViewerWindow, ui: &mut egui::Ui| {
             w.ui(ui);
             false
-        },
-        ViewerWindow::close,
-    );
-    runtime.block_on(async {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), driver).await;
-    });
-    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+        };
+        super::app::run(lang.texts().viewer_title, [1280.0, 860.0], wake, window, draw, ViewerWindow::close)
+    };
+    running.stop();
     result
 }
