@@ -56,6 +56,11 @@ lab runs="20": setup
     cargo build --release --quiet
     lab/bench-paths {{runs}}
 
+# Accept -> first frame and input -> photon, real processes, loopback and the NAT lab's direct path (needs root).
+bench-session runs="20" keys="200": setup
+    cargo build --release --quiet
+    lab/bench-session {{runs}} {{keys}} loopback eim
+
 # Fuzz every protocol decoder for {{fuzz_seconds}} s each (needs nightly; installs cargo-fuzz).
 fuzz:
     command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked

@@ -179,6 +179,13 @@ enum Command {
         /// Send this file or folder to the customer once connected (repeatable).
         #[arg(long = "send-file", value_name = "PATH")]
         send_files: Vec<PathBuf>,
+        /// Measure input -> photon: send --photon-keys presses of `x` and time each until this
+        /// region of the customer's screen (WxH+X+Y) changes, then end the session.
+        #[arg(long, value_name = "WxH+X+Y", value_parser = lifebuoy::roles::probe::parse_region)]
+        photon: Option<lifebuoy::proto::codec::Rect>,
+        /// Keys for --photon.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        photon_keys: u32,
     },
     /// Try lifebuoy on this machine: rendezvous, viewer and agent on
     /// loopback, with the agent sharing its own Xvfb desktop.
@@ -248,16 +255,24 @@ enum Command {
     },
 }
 
-fn main() -> ExitCode {
+/// Logs to stderr; `LIFEBUOY_LOG` overrides. The rendezvous says who
+/// signs in and who leaves (its operator's view of presence).
+fn init_log(rendezvous: bool) {
+    // enigo warns about every unmapped modifier of the X keymap, winit about
+    // X settings a bare X server lacks: not the customer's concern.
+    let default = match rendezvous {
+        true => "warn,lifebuoy::presence=info",
+        false => "warn,enigo=error,winit=error",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            // enigo warns about every unmapped modifier of the X keymap, winit about
-            // X settings a bare X server lacks: not the customer's concern.
-            tracing_subscriber::EnvFilter::try_from_env("LIFEBUOY_LOG")
-                .unwrap_or_else(|_| "warn,enigo=error,winit=error".into()),
+            tracing_subscriber::EnvFilter::try_from_env("LIFEBUOY_LOG").unwrap_or_else(|_| default.into()),
         )
         .with_writer(std::io::stderr)
         .init();
+}
+
+fn main() -> ExitCode {
     // A packed agent started with no arguments (double-clicked by the
     // customer) opens the company's agent window.
     let packed = match std::env::args_os().len() {
@@ -265,9 +280,19 @@ fn main() -> ExitCode {
         _ => Ok(None),
     };
     let result = match packed {
-        Ok(Some(config)) => run_packed(config),
-        Ok(None) => run(Cli::parse()),
-        Err(e) => Err(e.into()),
+        Ok(Some(config)) => {
+            init_log(false);
+            run_packed(config)
+        }
+        Ok(None) => {
+            let cli = Cli::parse();
+            init_log(matches!(cli.command, Command::Rendezvous { .. }));
+            run(cli)
+        }
+        Err(e) => {
+            init_log(false);
+            Err(e.into())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -419,6 +444,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             clipboard,
             inbox,
             send_files,
+            photon,
+            photon_keys,
         } => {
             let identity = key(dir, TECHNICIAN_KEY, &name)?;
             let setup = roles::viewer::ViewerSetup { server: server.into(), name, inbox, audit_log };
@@ -436,6 +463,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     type_text,
                     clipboard,
                     send_files,
+                    photon: photon.map(|region| (region, photon_keys as usize)),
                 },
             ))
         }

@@ -1,13 +1,16 @@
 //! Closing the customer's agent, as the customer would: the tray's Close
 //! (a real StatusNotifierItem on a private D-Bus, clicked through the
 //! dbusmenu interface a desktop's tray uses) or SIGTERM. Either way the
-//! technician's session ends within a second and the agent process is gone.
-//! The agent is the real binary with its window, on Xvfb.
+//! technician's session ends within a second and the agent process is gone;
+//! then no socket of it remains, the rendezvous counts it gone, and nothing
+//! answers at its old address for its old key. The agent is the real binary
+//! with its window, on Xvfb.
 
 mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -65,7 +68,11 @@ struct Setup {
     agent: Child,
     commands: mpsc::Sender<ViewerCommand>,
     events: mpsc::Receiver<ViewerEvent>,
-    _rendezvous: common::CompanyOfOne,
+    rendezvous: common::CompanyOfOne,
+    /// The agent's address as the technician's session saw it, and its key.
+    peer: (std::net::SocketAddr, lifebuoy::proto::Fingerprint),
+    /// The agent's UDP sockets while the session stood (inodes).
+    sockets: Vec<u64>,
 }
 
 /// A rendezvous and a technician in this process, the customer's agent
@@ -131,16 +138,49 @@ async fn session() -> Setup {
             Err(_) => continue,
         }
     };
+    // While it asks, the customer is signed in beside the technician; it
+    // leaves the rendezvous once the session stands.
+    assert_eq!(rendezvous.server.stats().connections.load(Ordering::Relaxed), 2, "technician and customer");
     commands.send(ViewerCommand::Accept(request)).await.unwrap();
-    loop {
+    let peer = loop {
         match tokio::time::timeout(Duration::from_secs(20), events.recv()).await.expect("the session stands")
         {
-            Some(ViewerEvent::Connected { .. }) => break,
+            Some(ViewerEvent::Connected { view, fingerprint, .. }) => {
+                break (view.link.remote_address(), fingerprint)
+            }
             Some(ViewerEvent::ConnectFailed(why)) => panic!("{why}"),
             _ => {}
         }
-    }
-    Setup { started, bus, items, agent, commands, events, _rendezvous: rendezvous }
+    };
+    let sockets = udp_sockets_of(agent.id());
+    assert!(!sockets.is_empty(), "the agent holds UDP sockets while the session stands");
+    Setup { started, bus, items, agent, commands, events, rendezvous, peer, sockets }
+}
+
+/// The inodes of the UDP sockets process `pid` holds.
+fn udp_sockets_of(pid: u32) -> Vec<u64> {
+    let open: Vec<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| target.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok())
+        .collect();
+    udp_inodes().into_iter().filter(|inode| open.contains(inode)).collect()
+}
+
+/// Every UDP socket on this machine (IPv4 and IPv6), by inode.
+fn udp_inodes() -> Vec<u64> {
+    ["/proc/net/udp", "/proc/net/udp6"]
+        .iter()
+        .flat_map(|table| {
+            std::fs::read_to_string(table)
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|line| line.split_whitespace().nth(9)?.parse().ok())
+        .collect()
 }
 
 impl Setup {
@@ -169,6 +209,40 @@ impl Setup {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+
+    /// After the agent exited: none of its sockets remain, the rendezvous
+    /// no longer counts it, nothing answers at its old address, and a new
+    /// session to that address for its key cannot be made.
+    async fn nothing_left(&self) {
+        let left: Vec<u64> = udp_inodes().into_iter().filter(|i| self.sockets.contains(i)).collect();
+        assert!(left.is_empty(), "sockets of the agent remain: {left:?}");
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.rendezvous.server.stats().connections.load(Ordering::Relaxed) != 1 {
+            assert!(Instant::now() < deadline, "the rendezvous still counts the customer after 1 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (addr, key) = self.peer;
+        // Nothing listens there: the kernel answers "port unreachable".
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        probe.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        probe.connect(addr).unwrap();
+        probe.send(b"anyone?").unwrap();
+        let err = probe.recv(&mut [0u8; 64]).expect_err("something answered at the agent's old address");
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+        // And a session for the old key does not come about.
+        let identity = Arc::new(lifebuoy::net::Identity::generate("Anna").unwrap());
+        let endpoint =
+            lifebuoy::net::endpoint::make_endpoint("127.0.0.1:0".parse().unwrap(), Some(&identity)).unwrap();
+        let local = lifebuoy::session::LocalSide {
+            identity,
+            role: lifebuoy::proto::Role::Viewer,
+            name: "Anna".into(),
+            capabilities: Default::default(),
+        };
+        let attempt = lifebuoy::session::Session::connect(&endpoint, addr, &local, key);
+        let attempt = tokio::time::timeout(Duration::from_secs(3), attempt).await;
+        assert!(!matches!(attempt, Ok(Ok(_))), "a session to the agent's old address and key came about");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,6 +266,7 @@ async fn the_trays_close_ends_the_session_and_the_agent() {
     assert!(took < Duration::from_secs(1), "the technician saw the end after {took:?}");
     let status = s.gone();
     assert!(status.success(), "the agent exited with {status}");
+    s.nothing_left().await;
     drop(s.commands);
     drop(s.started);
 }
@@ -207,4 +282,5 @@ async fn sigterm_ends_the_session_and_the_agent() {
     assert!(took < Duration::from_secs(1), "the technician saw the end after {took:?}");
     let status = s.gone();
     assert!(status.success(), "the agent exited with {status}");
+    s.nothing_left().await;
 }

@@ -51,6 +51,7 @@ const MODIFIER_KEYS: [(u8, u16); 5] = [
 /// Applies input to one desktop.
 pub struct Injector {
     enigo: Enigo,
+    keys_path: KeysPath,
     monitors: Vec<MonitorInfo>,
     /// System key codes this injector holds down.
     keys: BTreeSet<u16>,
@@ -91,8 +92,13 @@ impl Injector {
             release_keys_when_dropped: false,
             ..Settings::default()
         };
-        let enigo = Enigo::new(&settings).map_err(|e| InjectError::Connect(e.to_string()))?;
+        let mut enigo = Enigo::new(&settings).map_err(|e| InjectError::Connect(e.to_string()))?;
+        // enigo's X11 delay goes into every button event's XTEST `time`:
+        // the X server would hold each click 12 ms. Its keymap keeps its own
+        // copy of the delay for remapped characters in `text`.
+        enigo.set_delay(0);
         Ok(Injector {
+            keys_path: KeysPath::open(display)?,
             enigo,
             monitors,
             keys: BTreeSet::new(),
@@ -167,7 +173,7 @@ impl Injector {
                 if !hid::is_modifier(*physical) {
                     self.hold_modifiers(modifiers.0)?;
                 }
-                self.enigo.raw(code, direction(*pressed)).map_err(refused)?;
+                self.raw_key(code, *pressed)?;
                 if *pressed {
                     self.keys.insert(code);
                 } else {
@@ -184,15 +190,25 @@ impl Injector {
         Ok(Applied::Done)
     }
 
+    /// Presses or releases one key by its system code.
+    fn raw_key(&mut self, code: u16, pressed: bool) -> Result<(), InjectError> {
+        match &self.keys_path {
+            #[cfg(target_os = "linux")]
+            KeysPath::Xtest(x) => x.key(code, pressed),
+            #[cfg(not(target_os = "linux"))]
+            KeysPath::Enigo => self.enigo.raw(code, direction(pressed)).map_err(refused),
+        }
+    }
+
     /// Presses and releases modifier keys so that exactly `want` are held.
     fn hold_modifiers(&mut self, want: u8) -> Result<(), InjectError> {
         for (bit, usage) in MODIFIER_KEYS {
             let code = system_key(usage)?;
             if want & bit != 0 && self.held & bit == 0 {
-                self.enigo.raw(code, Direction::Press).map_err(refused)?;
+                self.raw_key(code, true)?;
                 self.held |= bit;
             } else if want & bit == 0 && self.held & bit != 0 {
-                self.enigo.raw(code, Direction::Release).map_err(refused)?;
+                self.raw_key(code, false)?;
                 self.held &= !bit;
             }
         }
@@ -203,8 +219,8 @@ impl Injector {
     pub fn release_all(&mut self) -> Result<(), InjectError> {
         let mut first_error = None;
         for code in std::mem::take(&mut self.keys).into_iter().rev() {
-            if let Err(e) = self.enigo.raw(code, Direction::Release) {
-                first_error.get_or_insert(refused(e));
+            if let Err(e) = self.raw_key(code, false) {
+                first_error.get_or_insert(e);
             }
         }
         for button in std::mem::take(&mut self.buttons) {
@@ -225,6 +241,62 @@ impl Drop for Injector {
         if let Err(e) = self.release_all() {
             tracing::warn!("releasing keys at the end: {e}");
         }
+    }
+}
+
+/// How keys pressed by code reach the desktop. On X11, enigo sends each
+/// key with the XTEST `time` its keymap last needed for a remapped
+/// character (1 ms from then on: every later key would wait in the
+/// server), so keys go through a connection of our own, always at once.
+/// Order with enigo's events holds: both wait for the server's reply after
+/// each event, and the server answers a delayed client only after its
+/// delayed events.
+enum KeysPath {
+    #[cfg(target_os = "linux")]
+    Xtest(XtestKeys),
+    #[cfg(not(target_os = "linux"))]
+    Enigo,
+}
+
+impl KeysPath {
+    #[cfg(target_os = "linux")]
+    fn open(display: Option<&str>) -> Result<KeysPath, InjectError> {
+        XtestKeys::open(display).map(KeysPath::Xtest)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn open(_display: Option<&str>) -> Result<KeysPath, InjectError> {
+        Ok(KeysPath::Enigo)
+    }
+}
+
+#[cfg(target_os = "linux")]
+struct XtestKeys {
+    conn: x11rb::rust_connection::RustConnection,
+    root: u32,
+}
+
+#[cfg(target_os = "linux")]
+impl XtestKeys {
+    fn open(display: Option<&str>) -> Result<XtestKeys, InjectError> {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xtest::ConnectionExt as _;
+        let connect = |e: &dyn std::fmt::Display| InjectError::Connect(e.to_string());
+        let (conn, screen) = x11rb::connect(display).map_err(|e| connect(&e))?;
+        conn.xtest_get_version(2, 2).map_err(|e| connect(&e))?.reply().map_err(|e| connect(&e))?;
+        let root = conn.setup().roots[screen].root;
+        Ok(XtestKeys { conn, root })
+    }
+
+    fn key(&self, code: u16, pressed: bool) -> Result<(), InjectError> {
+        use x11rb::protocol::xproto::{KEY_PRESS_EVENT, KEY_RELEASE_EVENT};
+        use x11rb::protocol::xtest::ConnectionExt as _;
+        use x11rb::wrapper::ConnectionExt as _;
+        let code = u8::try_from(code).map_err(|_| refused(format!("key code {code} is beyond X11's 255")))?;
+        let kind = if pressed { KEY_PRESS_EVENT } else { KEY_RELEASE_EVENT };
+        self.conn.xtest_fake_input(kind, code, 0, self.root, 0, 0, 0).map_err(refused)?;
+        self.conn.sync().map_err(refused)?;
+        Ok(())
     }
 }
 

@@ -336,6 +336,14 @@ async fn serve_connection(incoming: quinn::Incoming, ctx: &ConnCtx) -> Result<()
     result
 }
 
+/// A signed-in client as the operator's log names it.
+fn describe(who: &Who) -> String {
+    match who {
+        Who::Agent(key) => format!("customer {}", key.short()),
+        Who::Viewer(key) => format!("technician {}", key.short()),
+    }
+}
+
 async fn write_loop(mut tx: FramedSend<FromRendezvous>, mut outbox: mpsc::Receiver<FromRendezvous>) {
     while let Some(msg) = outbox.recv().await {
         if tx.send(&msg).await.is_err() {
@@ -390,6 +398,8 @@ async fn core(
     relay: Option<Relay>,
 ) {
     let mut conns: HashMap<ConnId, (mpsc::Sender<FromRendezvous>, quinn::Connection)> = HashMap::new();
+    // Who each signed-in connection is, for the operator's log.
+    let mut present: HashMap<ConnId, Who> = HashMap::new();
     loop {
         let now = Instant::now();
         let wake = registry.next_tick(now).unwrap_or(now + Duration::from_secs(3600));
@@ -401,6 +411,13 @@ async fn core(
                         Ok(actions) => {
                             conns.insert(conn, (outbox, handle));
                             stats.connections.store(registry.connections() as u64, Ordering::Relaxed);
+                            tracing::info!(
+                                target: "lifebuoy::presence",
+                                "{} signed in from {observed} ({} signed in)",
+                                describe(&who),
+                                registry.connections()
+                            );
+                            present.insert(conn, who);
                             let _ = reply.send(true);
                             actions
                         }
@@ -412,9 +429,17 @@ async fn core(
                 }
                 Some(Event::Message { conn, msg, rtt }) => registry.message(Instant::now(), conn, msg, rtt),
                 Some(Event::Disconnected { conn }) => {
-                    conns.remove(&conn);
+                    let address = conns.remove(&conn).map(|(_, handle)| handle.remote_address());
                     let actions = registry.disconnect(conn);
                     stats.connections.store(registry.connections() as u64, Ordering::Relaxed);
+                    if let (Some(who), Some(address)) = (present.remove(&conn), address) {
+                        tracing::info!(
+                            target: "lifebuoy::presence",
+                            "{} at {address} is gone ({} signed in)",
+                            describe(&who),
+                            registry.connections()
+                        );
+                    }
                     actions
                 }
                 Some(Event::Directory(dir)) => {

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod files;
+pub mod probe;
 pub mod rendezvous;
 pub mod sharing;
 pub mod viewer;

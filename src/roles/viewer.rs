@@ -385,6 +385,9 @@ pub struct ViewerOptions {
     pub clipboard: Option<String>,
     /// Files and folders to send to the customer once connected.
     pub send_files: Vec<PathBuf>,
+    /// Measure input -> photon in this region with this many keys, then
+    /// end the session.
+    pub photon: Option<(lifebuoy_proto::codec::Rect, usize)>,
 }
 
 /// Types `text` and Enter on the customer's machine once the first picture
@@ -402,6 +405,33 @@ async fn type_when_shown(view: SessionView, text: String) {
         }
     }
     say!("typed {text:?}");
+}
+
+/// Says how long the first full picture took after Accept; with a
+/// `photon` region, measures input -> photon there and ends the session.
+async fn measure(
+    view: SessionView,
+    accepted: Instant,
+    photon: Option<(lifebuoy_proto::codec::Rect, usize)>,
+    commands: mpsc::Sender<ViewerCommand>,
+) {
+    use super::probe;
+    match probe::first_frame(&view).await {
+        Ok(at) => say!("first_frame_ms={:.1}", (at - accepted).as_secs_f64() * 1e3),
+        Err(e) => return say!("first frame: {e}"),
+    }
+    let Some((region, keys)) = photon else { return };
+    match probe::input_to_photon(&view, region, keys).await {
+        Ok(run) => say!(
+            "input_to_photon_ms p50={:.2} p99={:.2} max={:.2} keys={}",
+            run.latencies().percentile(0.5).unwrap_or(0.0),
+            run.latencies().percentile(0.99).unwrap_or(0.0),
+            run.latencies().percentile(1.0).unwrap_or(0.0),
+            run.keys.len()
+        ),
+        Err(e) => say!("input to photon: {e}"),
+    }
+    let _ = commands.send(ViewerCommand::End).await;
 }
 
 /// Says what the screen stream showed, and saves its last picture if asked.
@@ -443,6 +473,7 @@ pub async fn run(identity: Identity, options: ViewerOptions) -> anyhow::Result<(
     let mut served = 0;
     let mut view: Option<SessionView> = None;
     let mut typing: Option<tokio::task::JoinHandle<()>> = None;
+    let mut probing: Option<tokio::task::JoinHandle<()>> = None;
     let send = |c| {
         let commands = commands.clone();
         async move {
@@ -472,6 +503,8 @@ pub async fn run(identity: Identity, options: ViewerOptions) -> anyhow::Result<(
             ViewerEvent::Connecting(_) => {}
             ViewerEvent::Connected { code, path, setup, view: v, .. } => {
                 say!("connected: {path} accept_to_session_ms={:.1} code={code}", setup.as_secs_f64() * 1e3);
+                let accepted = Instant::now() - setup;
+                probing = Some(tokio::spawn(measure(v.clone(), accepted, options.photon, commands.clone())));
                 if let Some(text) = options.type_text.clone() {
                     typing = Some(tokio::spawn(type_when_shown(v.clone(), text)));
                 }
@@ -527,8 +560,8 @@ pub async fn run(identity: Identity, options: ViewerOptions) -> anyhow::Result<(
             ViewerEvent::Clipboard(text) => say!("clipboard from the customer: {} bytes", text.len()),
             ViewerEvent::Ended(ending) => {
                 say!("session ended: {ending}");
-                if let Some(t) = typing.take() {
-                    t.abort();
+                for task in [typing.take(), probing.take()].into_iter().flatten() {
+                    task.abort();
                 }
                 if let Some(v) = view.take() {
                     report_screen(&v.screen, options.screenshot.as_deref());

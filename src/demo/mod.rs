@@ -1,20 +1,22 @@
-//! `lifebuoy demo`: the product as far as it exists, on this machine.
-//!
-//! A rendezvous with a staff directory of one, a technician's viewer signed
-//! in to it, and a customer's agent that asks that technician for help:
-//! request, accept, hole punching on loopback, a pinned session with the
-//! same verification code on both sides, two seconds of the customer's
-//! screen (its own Xvfb with an xterm, when Xvfb is installed), and the
-//! end. Input and files join as their issues land.
+//! `lifebuoy demo`: the whole product on this machine. A rendezvous with a
+//! staff directory of one, a technician's viewer signed in to it, and a
+//! customer's agent sharing a desktop of its own (Xvfb with a terminal),
+//! all on loopback. With a desktop, the two windows as two processes of
+//! this program; headless, the story told by [`headless`] with a report.
+
+mod desktop;
+mod headless;
+
+pub use headless::run;
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use lifebuoy::net::Identity;
 use lifebuoy::rendezvous::server::{Limits, Server, ServerConfig};
-use lifebuoy::roles::agent::{AgentOptions, AgentSetup};
-use lifebuoy::roles::viewer::{ViewerOptions, ViewerSetup};
 use lifebuoy::roles::CompanyServer;
+
+use desktop::Desktop;
 
 /// The demo with windows: the technician's viewer and the customer's agent
 /// as two processes of this binary, on this desktop, until the agent closes.
@@ -44,14 +46,20 @@ async fn windows(lang: &str) -> anyhow::Result<()> {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     // The customer's screen is a desktop of its own (with an xterm), so the
     // technician does not look at a picture of their own window.
-    let desktop = Desktop::start();
+    let desktop = match Desktop::start(dir.path()) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            println!("== the customer's agent shows this desktop: {e:#}");
+            None
+        }
+    };
     println!("== the customer's window: double-click Demo-Techniker, then accept in the technician's window");
     let mut agent = Command::new(&exe);
     agent.args(["agent", "--company", "Demo GmbH", "--label", "Kunde 4711"]);
     agent.arg("--inbox").arg(inbox(dir.path(), "customer-inbox")?);
     agent.arg("--audit-log").arg(dir.path().join("customer-audit.jsonl"));
     if let Some(d) = &desktop {
-        println!("== the customer's desktop: Xvfb {} with an xterm", d.display);
+        println!("== the customer's desktop: Xvfb {} with a terminal", d.display);
         agent.args(["--display", &d.display]);
     }
     server_args(&mut agent);
@@ -144,117 +152,4 @@ async fn company(dir: &std::path::Path, technician: &Identity) -> anyhow::Result
     };
     println!("== rendezvous on {} (fingerprint {})", company.addr, pin.short());
     Ok((company, server))
-}
-
-pub fn run() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(demo())
-}
-
-async fn demo() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir().context("a temporary folder for the demo's staff list")?;
-    let technician = Identity::generate("Demo-Techniker")?;
-    let (company, server) = company(dir.path(), &technician).await?;
-
-    println!("== technician signs in");
-    let viewer = tokio::spawn(lifebuoy::roles::viewer::run(
-        technician,
-        ViewerOptions {
-            setup: ViewerSetup {
-                server: company,
-                name: "Demo-Techniker".into(),
-                inbox: None,
-                audit_log: Some(dir.path().join("technician-audit.jsonl")),
-            },
-            accept: true,
-            sessions: 1,
-            screenshot: None,
-            monitor: None,
-            type_text: None,
-            clipboard: None,
-            send_files: Vec::new(),
-        },
-    ));
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-
-    let desktop = Desktop::start();
-    match &desktop {
-        Some(d) => println!("== the customer's desktop: Xvfb {} with an xterm", d.display),
-        None => println!("== no Xvfb here: the session runs without a screen (scripts/setup installs it)"),
-    }
-    println!("== customer starts the agent and asks Demo-Techniker for help");
-    lifebuoy::roles::agent::run(AgentOptions {
-        setup: AgentSetup {
-            audit_log: Some(dir.path().join("customer-audit.jsonl")),
-            server: company,
-            display: desktop.as_ref().map(|d| d.display.clone()),
-            view_only: false,
-            no_clipboard: false,
-            no_files: true,
-            inbox: None,
-        },
-        staff: "Demo-Techniker".into(),
-        label: "Kunde 4711".into(),
-        end_after_connect: desktop.is_none(),
-        end_after: Some(std::time::Duration::from_secs(2)),
-        send_files: Vec::new(),
-    })
-    .await?;
-    viewer.await??;
-    server.shutdown().await;
-    println!("== done: both sides showed the same verification code; the agent's key is gone with it");
-    Ok(())
-}
-
-/// A private X server with one application, ended with the demo.
-struct Desktop {
-    display: String,
-    children: Vec<std::process::Child>,
-}
-
-impl Desktop {
-    fn start() -> Option<Desktop> {
-        use std::io::Read;
-        use std::process::{Command, Stdio};
-        let mut xvfb = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-noreset", "-nolisten", "tcp"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let mut out = xvfb.stdout.take()?;
-        let mut number = String::new();
-        let mut byte = [0u8; 1];
-        while out.read(&mut byte).ok()? == 1 && byte[0] != b'\n' {
-            number.push(byte[0] as char);
-        }
-        let display = format!(":{number}");
-        let mut children = vec![xvfb];
-        if let Ok(xterm) = Command::new("xterm")
-            .env("DISPLAY", &display)
-            .args([
-                "-geometry",
-                "80x20+60+60",
-                "-e",
-                "sh",
-                "-c",
-                "echo 'Hallo vom Kunden - lifebuoy demo'; sleep 3600",
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-        {
-            children.push(xterm);
-            std::thread::sleep(std::time::Duration::from_millis(500));
-        }
-        Some(Desktop { display, children })
-    }
-}
-
-impl Drop for Desktop {
-    fn drop(&mut self) {
-        for child in self.children.iter_mut().rev() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
