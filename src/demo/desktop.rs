@@ -105,6 +105,12 @@ impl Desktop {
         Ok(drawn)
     }
 
+    /// Watching the X server's drawing needs X11's DAMAGE (Linux here).
+    #[cfg(not(target_os = "linux"))]
+    pub fn watch_typing(&self) -> anyhow::Result<Drawn> {
+        bail!("the headless demo watches an X server: it runs on Linux")
+    }
+
     /// Starts a terminal scrolling a build log (about 100 lines a second)
     /// beside the typing one, which keeps the keyboard.
     pub fn make_busy(&mut self) -> anyhow::Result<()> {

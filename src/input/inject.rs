@@ -92,10 +92,12 @@ impl Injector {
             release_keys_when_dropped: false,
             ..Settings::default()
         };
+        #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
         let mut enigo = Enigo::new(&settings).map_err(|e| InjectError::Connect(e.to_string()))?;
         // enigo's X11 delay goes into every button event's XTEST `time`:
         // the X server would hold each click 12 ms. Its keymap keeps its own
         // copy of the delay for remapped characters in `text`.
+        #[cfg(target_os = "linux")]
         enigo.set_delay(0);
         Ok(Injector {
             keys_path: KeysPath::open(display)?,

@@ -9,7 +9,9 @@ use tokio::sync::mpsc;
 use super::i18n::{fill, Texts};
 use crate::roles::agent::AgentCommand;
 
-/// The agent's tray icon.
+/// The agent's tray icon (its texts are read by the Linux tray only; the
+/// tray on Windows and macOS is not built yet).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub struct AgentTray {
     tip: String,
     close: &'static str,
