@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::{session_pair, xvfb, Started};
 use lifebuoy::input::{receive_input, Injector, InjectorHandle, InputSender};
-use lifebuoy::proto::input::{Input, Modifiers};
+use lifebuoy::proto::input::{Input, Modifiers, MouseButton};
 use lifebuoy::screen::MonitorInfo;
 use lifebuoy::session::IncomingStream;
 use x11rb::connection::Connection;
@@ -69,6 +69,10 @@ fn main() {
             let p = x.query_pointer(root).unwrap().reply().unwrap();
             (p.root_x, p.root_y)
         };
+        let button_down = || {
+            let mask = x.query_pointer(root).unwrap().reply().unwrap().mask;
+            u16::from(mask) & u16::from(x11rb::protocol::xproto::KeyButMask::BUTTON1) != 0
+        };
         let key_down = || {
             let keys = x.query_keymap().unwrap().reply().unwrap().keys;
             keys[usize::from(KEYCODE_A / 8)] & (1 << (KEYCODE_A % 8)) != 0
@@ -76,8 +80,12 @@ fn main() {
         // Warm up: the stream opens with the first input.
         sender.send(Input::PointerMove { monitor: 0, x: 1, y: 1 }).unwrap();
         time_until(|| pointer() == (1, 1)).await;
+        // Characters the keymap lacks make enigo remap keys on the fly (and,
+        // before keys bypassed it, delay every later key): type some first.
+        sender.send(Input::Text { text: "Grüße".into() }).unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
 
-        let (mut moves, mut keys) = (Vec::new(), Vec::new());
+        let (mut moves, mut keys, mut buttons) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..SAMPLES {
             // Longer than the sender's move interval (8 ms): this measures the path, not the pacing.
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -89,12 +97,17 @@ fn main() {
                 .send(Input::Key { physical: 0x04, logical: None, pressed, modifiers: Modifiers(0) })
                 .unwrap();
             keys.push(time_until(|| key_down() == pressed).await);
+            sender
+                .send(Input::Button { button: MouseButton::Left, pressed, modifiers: Modifiers(0) })
+                .unwrap();
+            buttons.push(time_until(|| button_down() == pressed).await);
         }
+        buttons.sort_by(f64::total_cmp);
         moves.sort_by(f64::total_cmp);
         keys.sort_by(f64::total_cmp);
         println!("| event | samples | p50 ms | p90 ms | p99 ms | max ms |");
         println!("|---|---|---|---|---|---|");
-        for (name, t) in [("pointer move", &moves), ("key down/up", &keys)] {
+        for (name, t) in [("pointer move", &moves), ("key down/up", &keys), ("button down/up", &buttons)] {
             println!(
                 "| {name} | {} | {:.3} | {:.3} | {:.3} | {:.3} |",
                 t.len(),
