@@ -98,6 +98,28 @@ pub enum EndReason {
     ProtocolError,
 }
 
+impl EndReason {
+    /// Every reason.
+    pub const ALL: [EndReason; 4] =
+        [EndReason::CustomerEnded, EndReason::TechnicianEnded, EndReason::Shutdown, EndReason::ProtocolError];
+
+    /// Its name as carried in a connection's close reason: the close can
+    /// overtake the End message, and then it is the only word left.
+    pub fn name(self) -> &'static str {
+        match self {
+            EndReason::CustomerEnded => "CustomerEnded",
+            EndReason::TechnicianEnded => "TechnicianEnded",
+            EndReason::Shutdown => "Shutdown",
+            EndReason::ProtocolError => "ProtocolError",
+        }
+    }
+
+    /// The reason a close reason names, if it names one.
+    pub fn from_name(name: &str) -> Option<EndReason> {
+        EndReason::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
 impl Message for Control {
     const KIND: StreamKind = StreamKind::Control;
 

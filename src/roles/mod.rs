@@ -54,9 +54,15 @@ impl Ending {
     /// How a session ended that this side did not end: the other side's
     /// word if it gave one, else why the connection closed.
     pub fn after(peer: Option<lifebuoy_proto::control::EndReason>, why: SessionError) -> Ending {
-        match peer {
-            Some(reason) => Ending::ByPeer(reason),
-            None => Ending::Lost(why.to_string()),
+        use lifebuoy_proto::close::CloseCode;
+        use lifebuoy_proto::control::EndReason;
+        match (peer, &why) {
+            (Some(reason), _) => Ending::ByPeer(reason),
+            // The close overtook the End message: its reason says the same.
+            (None, SessionError::PeerClosed { code: CloseCode::Ended, reason }) => {
+                EndReason::from_name(reason).map_or_else(|| Ending::Lost(why.to_string()), Ending::ByPeer)
+            }
+            (None, _) => Ending::Lost(why.to_string()),
         }
     }
 }
@@ -211,5 +217,27 @@ pub fn bind_addr_for(server: SocketAddr) -> SocketAddr {
     match server {
         SocketAddr::V4(_) => "0.0.0.0:0".parse().expect("literal"),
         SocketAddr::V6(_) => "[::]:0".parse().expect("literal"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lifebuoy_proto::close::CloseCode;
+    use lifebuoy_proto::control::EndReason;
+
+    use super::*;
+
+    #[test]
+    fn an_end_is_the_peers_word_even_when_the_close_overtook_it() {
+        let closed = |code, reason: &str| SessionError::PeerClosed { code, reason: reason.into() };
+        for reason in EndReason::ALL {
+            assert_eq!(Ending::after(None, closed(CloseCode::Ended, reason.name())), Ending::ByPeer(reason));
+            assert_eq!(
+                Ending::after(Some(reason), closed(CloseCode::Ended, "anything")),
+                Ending::ByPeer(reason)
+            );
+        }
+        assert!(matches!(Ending::after(None, closed(CloseCode::Ended, "no such reason")), Ending::Lost(_)));
+        assert!(matches!(Ending::after(None, SessionError::StreamClosed), Ending::Lost(_)));
     }
 }

@@ -298,6 +298,6 @@ impl Session {
             tx.stopped().await
         })
         .await;
-        self.link.close(CloseCode::Ended, &format!("{reason:?}"));
+        self.link.close(CloseCode::Ended, reason.name());
     }
 }

@@ -70,12 +70,20 @@ where
     D: FnMut(&mut W, &mut egui::Ui) -> bool,
     C: Fn(&W),
 {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        self.waker.set(ui.ctx());
-        if ui.ctx().input(|i| i.viewport().close_requested()) && !self.closed {
+    // The close is looked for here, not in `ui`: eframe runs only `logic`
+    // while the window is minimized or occluded (closed from the taskbar),
+    // and closes it after that pass; `on_exit` would come only when the
+    // event loop next wakes up, which can be much later.
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        if ctx.input(|i| i.viewport().close_requested()) && !self.closed {
+            tracing::debug!("window closed by the person");
             self.closed = true;
             (self.on_close)(&self.window);
         }
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.waker.set(ui.ctx());
         let done = egui::CentralPanel::default().show(ui, |ui| (self.draw)(&mut self.window, ui)).inner;
         if done {
             ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
@@ -83,6 +91,7 @@ where
     }
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        tracing::debug!("window gone");
         if !self.closed {
             self.closed = true;
             (self.on_close)(&self.window);
