@@ -213,6 +213,18 @@ impl Setup {
         }
     }
 
+    /// What the customer's close must bring about, counted from `at`: the
+    /// technician sees the customer's end within a second, the agent exits
+    /// cleanly, and nothing of it is left.
+    async fn customer_ended(&mut self, at: Instant) {
+        let (ending, took) = self.ended(at).await;
+        assert_eq!(ending, Ending::ByPeer(lifebuoy::proto::control::EndReason::CustomerEnded));
+        assert!(took < Duration::from_secs(1), "the technician saw the end after {took:?}");
+        let status = self.gone();
+        assert!(status.success(), "the agent exited with {status}");
+        self.nothing_left().await;
+    }
+
     /// After the agent exited: none of its sockets remain, the rendezvous
     /// no longer counts it, nothing answers at its old address, and a new
     /// session to that address for its key cannot be made.
@@ -264,12 +276,7 @@ async fn the_trays_close_ends_the_session_and_the_agent() {
         )
         .await
         .expect("the tray's Close");
-    let (ending, took) = s.ended(at).await;
-    assert_eq!(ending, Ending::ByPeer(lifebuoy::proto::control::EndReason::CustomerEnded));
-    assert!(took < Duration::from_secs(1), "the technician saw the end after {took:?}");
-    let status = s.gone();
-    assert!(status.success(), "the agent exited with {status}");
-    s.nothing_left().await;
+    s.customer_ended(at).await;
     drop(s.commands);
     drop(s.started);
 }
@@ -302,12 +309,7 @@ async fn closing_the_window_ends_the_session_and_the_agent() {
     let mut s = session().await;
     let at = Instant::now();
     close_like_a_window_manager(&s.display, "Fernwartung$");
-    let (ending, took) = s.ended(at).await;
-    assert_eq!(ending, Ending::ByPeer(lifebuoy::proto::control::EndReason::CustomerEnded));
-    assert!(took < Duration::from_secs(1), "the technician saw the end after {took:?}");
-    let status = s.gone();
-    assert!(status.success(), "the agent exited with {status}");
-    s.nothing_left().await;
+    s.customer_ended(at).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,10 +318,5 @@ async fn sigterm_ends_the_session_and_the_agent() {
     let at = Instant::now();
     let pid = nix::unistd::Pid::from_raw(s.agent.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let (ending, took) = s.ended(at).await;
-    assert_eq!(ending, Ending::ByPeer(lifebuoy::proto::control::EndReason::CustomerEnded));
-    assert!(took < Duration::from_secs(1), "the technician saw the end after {took:?}");
-    let status = s.gone();
-    assert!(status.success(), "the agent exited with {status}");
-    s.nothing_left().await;
+    s.customer_ended(at).await;
 }
