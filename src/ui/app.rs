@@ -71,9 +71,9 @@ where
     C: Fn(&W),
 {
     // The close is looked for here, not in `ui`: eframe runs only `logic`
-    // while the window is minimized or occluded (closed from the taskbar),
-    // and closes it after that pass; `on_exit` would come only when the
-    // event loop next wakes up, which can be much later.
+    // while the window is minimized or occluded (closed from the taskbar)
+    // and closes it after that pass, so `ui` would never see the request
+    // and the session would end only from `on_exit`, at shutdown.
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         if ctx.input(|i| i.viewport().close_requested()) && !self.closed {
             tracing::debug!("window closed by the person");
