@@ -56,10 +56,11 @@ lab runs="20": setup
     cargo build --release --quiet
     lab/bench-paths {{runs}}
 
-# Accept -> first frame and input -> photon, real processes, loopback and the NAT lab's direct path (needs root).
-bench-session runs="20" keys="200": setup
+# Accept -> first frame and input -> photon, real processes: loopback, the NAT lab's direct path (needs root), TigerVNC beside it.
+bench-session runs="20" keys="200":
+    LIFEBUOY_SETUP_VNC=1 scripts/setup
     cargo build --release --quiet
-    lab/bench-session {{runs}} {{keys}} loopback eim
+    lab/bench-session {{runs}} {{keys}} tigervnc loopback eim
 
 # Fuzz every protocol decoder for {{fuzz_seconds}} s each (needs nightly; installs cargo-fuzz).
 fuzz:
