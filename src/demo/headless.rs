@@ -249,11 +249,7 @@ impl Story for ViewerEvent {
 
 /// Types the greeting and Enter; whether the customer's terminal got it.
 async fn typed(view: &SessionView, file: &Path) -> anyhow::Result<bool> {
-    use lifebuoy::proto::input::{Input, Modifiers};
-    let enter = |pressed| Input::Key { physical: 0x28, logical: None, pressed, modifiers: Modifiers(0) };
-    for input in [Input::Text { text: GREETING.into() }, enter(true), enter(false)] {
-        view.input.send(input).map_err(|_| anyhow!("the session closed while typing"))?;
-    }
+    view.type_line(GREETING).map_err(|_| anyhow!("the session closed while typing"))?;
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         if std::fs::read_to_string(file).unwrap_or_default().contains(&format!("{GREETING}\n")) {

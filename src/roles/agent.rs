@@ -288,9 +288,7 @@ async fn hold(
     events: &mpsc::Sender<AgentEvent>,
 ) -> Ending {
     let emit = |e| async { events.send(e).await.is_ok() };
-    let begun = Instant::now();
     let screen = share_screen(&session, setup.display.as_deref());
-    tracing::debug!("screen shared after {:?}", begun.elapsed());
     if let Some(shared) = &screen {
         let display = setup.display.clone().or_else(|| std::env::var("DISPLAY").ok()).unwrap_or_default();
         emit(AgentEvent::Sharing(display)).await;
@@ -303,7 +301,6 @@ async fn hold(
             .inspect_err(|e| tracing::warn!("{e}"))
             .ok()
     });
-    tracing::debug!("injector open after {:?}", begun.elapsed());
     let (news_tx, mut news) = mpsc::channel::<FileNews>(256);
     let (files, inbox_events) = Files::new(session.link.clone(), news_tx);
     let files = Arc::new(match setup.no_files {
@@ -325,7 +322,6 @@ async fn hold(
         true => None,
         false => share_clipboard(setup.display.as_deref(), copied_tx),
     };
-    tracing::debug!("clipboard and inbox after {:?}", begun.elapsed());
     let mut permissions = Permissions {
         view: screen.is_some(),
         control: injector.is_some() && !setup.view_only,

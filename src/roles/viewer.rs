@@ -70,6 +70,18 @@ pub struct SessionView {
     pub link: crate::session::Link,
 }
 
+impl SessionView {
+    /// Types `text` as characters, then Enter, on the customer's machine.
+    pub fn type_line(&self, text: &str) -> Result<(), crate::input::InputClosed> {
+        use lifebuoy_proto::input::{Input, Modifiers};
+        let enter = |pressed| Input::Key { physical: 0x28, logical: None, pressed, modifiers: Modifiers(0) };
+        for input in [Input::Text { text: text.to_owned() }, enter(true), enter(false)] {
+            self.input.send(input)?;
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for SessionView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SessionView")
@@ -393,16 +405,9 @@ pub struct ViewerOptions {
 /// Types `text` and Enter on the customer's machine once the first picture
 /// has come (so the technician, like a person, acts on what is shown).
 async fn type_when_shown(view: SessionView, text: String) {
-    use lifebuoy_proto::input::{Input, Modifiers};
     let mut image = view.screen.image.clone();
-    if image.wait_for(|f| f.is_some()).await.is_err() {
+    if image.wait_for(|f| f.is_some()).await.is_err() || view.type_line(&text).is_err() {
         return;
-    }
-    let enter = |pressed| Input::Key { physical: 0x28, logical: None, pressed, modifiers: Modifiers(0) };
-    for input in [Input::Text { text: text.clone() }, enter(true), enter(false)] {
-        if view.input.send(input).is_err() {
-            return;
-        }
     }
     say!("typed {text:?}");
 }
@@ -422,13 +427,17 @@ async fn measure(
     }
     let Some((region, keys)) = photon else { return };
     match probe::input_to_photon(&view, region, keys).await {
-        Ok(run) => say!(
-            "input_to_photon_ms p50={:.2} p99={:.2} max={:.2} keys={}",
-            run.latencies().percentile(0.5).unwrap_or(0.0),
-            run.latencies().percentile(0.99).unwrap_or(0.0),
-            run.latencies().percentile(1.0).unwrap_or(0.0),
-            run.keys.len()
-        ),
+        Ok(run) => {
+            let l = run.latencies();
+            let at = |p| l.percentile(p).unwrap_or(0.0);
+            say!(
+                "input_to_photon_ms p50={:.2} p99={:.2} max={:.2} keys={}",
+                at(0.5),
+                at(0.99),
+                at(1.0),
+                l.len()
+            )
+        }
         Err(e) => say!("input to photon: {e}"),
     }
     let _ = commands.send(ViewerCommand::End).await;

@@ -76,7 +76,6 @@ where
     // and the session would end only from `on_exit`, at shutdown.
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         if ctx.input(|i| i.viewport().close_requested()) && !self.closed {
-            tracing::debug!("window closed by the person");
             self.closed = true;
             (self.on_close)(&self.window);
         }
@@ -91,7 +90,6 @@ where
     }
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
-        tracing::debug!("window gone");
         if !self.closed {
             self.closed = true;
             (self.on_close)(&self.window);
