@@ -297,3 +297,111 @@ async fn damage_driven_capture_ends_bit_exact_after_moves_and_typing() {
     assert!(settled.is_ok(), "the viewer never showed the screen as it is");
     p.stop().await;
 }
+
+/// The pixel of `image` at (`x`, `y`), as 0xRRGGBB.
+fn pixel(image: &Image, x: u32, y: u32) -> u32 {
+    let at = ((y * image.width + x) * 4) as usize;
+    u32::from_le_bytes(image.pixels[at..at + 4].try_into().unwrap()) & 0xff_ffff
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drawing_that_keeps_to_one_place_is_never_lost() {
+    // The server reports drawing only when the damage's bounding box grows.
+    // A report that comes in just after a grab took the damage is for new
+    // drawing: if it were taken as done, drawing inside that box would
+    // never be reported again, and the viewer would keep a stale picture.
+    use x11rb::protocol::xproto::{ChangeGCAux, CreateGCAux, Rectangle};
+    let mut started = Started(Vec::new());
+    let display = xvfb(&mut started, "640x480x24");
+    let capture = X11Capture::open(Some(&display)).unwrap();
+    let p = Pipeline::start(Box::new(capture)).await;
+    p.frame(|f| f.seq >= 1).await;
+    const LAST: u32 = 0xd0_4020;
+    let drawer = display.clone();
+    // A second of drawing in one place, in steps as a program draws.
+    let drawn = std::thread::spawn(move || {
+        let (conn, screen) = x11rb::connect(Some(&drawer)).unwrap();
+        let root = conn.setup().roots[screen].root;
+        let gc = conn.generate_id().unwrap();
+        conn.create_gc(gc, root, &CreateGCAux::new()).unwrap();
+        let place = [Rectangle { x: 100, y: 100, width: 200, height: 100 }];
+        for round in 0..=3000u32 {
+            let color = if round == 3000 { LAST } else { 0x10_1010 + (round % 200) * 0x0101 };
+            conn.change_gc(gc, &ChangeGCAux::new().foreground(color)).unwrap();
+            conn.poly_fill_rectangle(root, gc, &place).unwrap();
+            conn.get_input_focus().unwrap().reply().unwrap();
+            std::thread::sleep(Duration::from_micros(300));
+        }
+    });
+    tokio::task::spawn_blocking(move || drawn.join().unwrap()).await.unwrap();
+    // Well within the second in which no check of the whole screen comes.
+    let shown =
+        tokio::time::timeout(Duration::from_millis(500), p.frame(|f| pixel(&f.image, 150, 150) == LAST))
+            .await;
+    let now = pixel(&p.receiver.image.borrow().as_ref().unwrap().image, 150, 150);
+    assert!(shown.is_ok(), "the viewer still shows {now:06x}, the screen {LAST:06x}");
+    p.stop().await;
+}
+
+/// A screen whose system reports no drawing at all, while band 1's rows
+/// change once `change` is set.
+struct Unreported {
+    image: Image,
+    change: Arc<std::sync::atomic::AtomicBool>,
+    none: Vec<lifebuoy::proto::codec::Rect>,
+    band: Vec<lifebuoy::proto::codec::Rect>,
+}
+
+impl Capture for Unreported {
+    fn monitors(&self) -> Vec<lifebuoy::screen::MonitorInfo> {
+        lifebuoy::screen::MonitorInfo::side_by_side(&[(self.image.width, self.image.height)], |_| {
+            "test".into()
+        })
+    }
+    fn select(&mut self, _: u8) -> Result<(), lifebuoy::screen::CaptureError> {
+        Ok(())
+    }
+    fn grab(&mut self) -> Result<lifebuoy::screen::Grab<'_>, lifebuoy::screen::CaptureError> {
+        if self.change.load(std::sync::atomic::Ordering::SeqCst) {
+            let r = lifebuoy::screen::check_band(self.image.width, self.image.height, 1);
+            for dy in 0..r.h {
+                self.image.row_mut(r, dy).fill(0xee);
+            }
+        }
+        Ok(lifebuoy::screen::Grab { image: &self.image, damage: Some(&self.none) })
+    }
+    fn grab_checking(
+        &mut self,
+        band: u32,
+    ) -> Result<lifebuoy::screen::Grab<'_>, lifebuoy::screen::CaptureError> {
+        self.band = vec![lifebuoy::screen::check_band(self.image.width, self.image.height, band)];
+        self.grab()?;
+        Ok(lifebuoy::screen::Grab { image: &self.image, damage: Some(&self.band) })
+    }
+    fn wait_change(&mut self, timeout: Duration) -> bool {
+        std::thread::sleep(timeout);
+        false
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_the_system_did_not_report_reaches_the_viewer_at_the_next_check() {
+    let change = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let capture = Unreported {
+        image: Image { width: 256, height: 128, pixels: vec![0x40; 256 * 128 * 4] },
+        change: change.clone(),
+        none: Vec::new(),
+        band: Vec::new(),
+    };
+    let p = Pipeline::start(Box::new(capture)).await;
+    let first = p.frame(|f| f.seq >= 1).await;
+    assert_eq!(pixel(&first.image, 0, 20), 0x40_4040);
+    change.store(true, std::sync::atomic::Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    // Band 1 (rows 16 to 31) is the first checked, after CHECK_INTERVAL.
+    let seen = p.frame(|f| pixel(&f.image, 0, 20) == 0xee_eeee).await;
+    assert!(started.elapsed() < lifebuoy::screen::stream::CHECK_INTERVAL * 3);
+    assert_eq!(pixel(&seen.image, 255, 31), 0xee_eeee);
+    assert_eq!(pixel(&seen.image, 0, 32), 0x40_4040, "only the band was drawn");
+    p.stop().await;
+}

@@ -12,4 +12,4 @@ pub mod synthetic;
 #[cfg(target_os = "linux")]
 pub mod x11;
 
-pub use capture::{Capture, CaptureError, Grab, MonitorInfo};
+pub use capture::{check_band, Capture, CaptureError, Grab, MonitorInfo, CHECK_BANDS};

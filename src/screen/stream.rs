@@ -29,9 +29,14 @@ pub const IN_FLIGHT: usize = 2;
 /// the cursor), a second capture may follow right away instead of a frame
 /// interval later.
 pub const FRAME_INTERVAL: Duration = Duration::from_millis(16);
-/// Every this many captures the encoder compares the whole frame instead
-/// of only what the display server reported as drawn.
-pub const FULL_CHECK_EVERY: u64 = 30;
+/// Where the display server reports what is drawn, only that is fetched
+/// and compared. The check that the reports missed nothing fetches and
+/// compares one band of the screen (see [`Capture::grab_checking`]) at the
+/// first quiet moment (no drawing for [`CURSOR_POLL`]) once this long has
+/// passed since the last band, and under drawing that never pauses at
+/// twice this. A whole screen at once would take several milliseconds of
+/// the display server's time, and a key pressed then would wait for it.
+pub const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// Captures allowed back to back after a pause.
 pub const BURST: f64 = 2.0;
 /// Longest wait for a change notification before looking at the pointer
@@ -222,7 +227,7 @@ impl CaptureLoop {
         let mut encoder = Encoder::new();
         let mut seq = 0u64;
         let mut fresh = true;
-        let mut captures = 0u64;
+        let (mut checked, mut band) = (Instant::now(), 0u32);
         let mut bucket = Bucket { tokens: BURST, at: Instant::now() };
         loop {
             // A credit per update: wait for one before capturing, so what
@@ -263,15 +268,23 @@ impl CaptureLoop {
                 }
                 let changed = fresh || self.capture.wait_change(CURSOR_POLL);
                 self.poll_cursor(selected);
-                if !changed {
+                let since_check = checked.elapsed();
+                let check = !fresh && since_check >= CHECK_INTERVAL * if changed { 2 } else { 1 };
+                if !changed && !check {
                     if updates.is_closed() {
                         return;
                     }
                     continue;
                 }
                 bucket.take();
-                captures += 1;
-                let grabbed = match self.capture.grab() {
+                let grabbed = if check {
+                    checked = Instant::now();
+                    band += 1;
+                    self.capture.grab_checking(band)
+                } else {
+                    self.capture.grab()
+                };
+                let grabbed = match grabbed {
                     Ok(g) => g,
                     Err(e) => {
                         let _ = updates.blocking_send(Err(e));
@@ -280,9 +293,7 @@ impl CaptureLoop {
                 };
                 stats.lock().expect("not poisoned").captured += 1;
                 let (width, height) = (grabbed.image.width as u16, grabbed.image.height as u16);
-                // Trust the damage report, but compare everything now and then.
-                let damage = grabbed.damage.filter(|_| captures % FULL_CHECK_EVERY != 0);
-                if let Some((data, _)) = encoder.encode_frame(grabbed.image, damage) {
+                if let Some((data, _)) = encoder.encode_frame(grabbed.image, grabbed.damage) {
                     seq += 1;
                     fresh = false;
                     let encoded = Encoded { seq, monitor: selected, width, height, data };
@@ -388,6 +399,15 @@ impl ScreenReceiver {
                                 let frame = Frame { seq: next, monitor, image: Arc::new(copy) };
                                 let old = image_tx.send_replace(Some(frame));
                                 spare = old.and_then(|f| Arc::try_unwrap(f.image).ok());
+                                if spare.is_none() {
+                                    // Else the next update copies the whole frame
+                                    // while the technician waits for it: copy now,
+                                    // while nothing does (after a first frame, or
+                                    // while the viewer still held the old one).
+                                    spare = decoder.image().cloned();
+                                    // That copy is up to date already.
+                                    touched_before.clear();
+                                }
                             }
                             Err(e) => {
                                 tracing::warn!("screen update {next} refused: {e}");

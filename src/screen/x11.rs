@@ -46,8 +46,15 @@ pub struct X11Capture {
     last_damage: Option<Vec<Rect>>,
     /// The selected monitor's pixels as of the last grab.
     frame: Option<Image>,
-    /// Bounding box (root pixels) of the damage reported since the last grab.
+    /// Bounding box (root pixels) of the damage reported since the last
+    /// grab took the damage: drawing the next grab will fetch.
     pending: Option<Rect>,
+    /// Bounding box of reports that arrived late for damage an earlier
+    /// take already covered (they count as busy, not as new drawing).
+    covered: Option<Rect>,
+    /// The sequence number of the request that last took the damage: a
+    /// report stamped before it is for damage that take moved out.
+    taken_at: x11rb::connection::SequenceNumber,
     /// Bounding boxes of the damage of the last few grabs: what is busy.
     recent: std::collections::VecDeque<Rect>,
     monitors: Vec<MonitorInfo>,
@@ -122,6 +129,8 @@ impl X11Capture {
             last_damage: None,
             frame: None,
             pending: None,
+            covered: None,
+            taken_at: 0,
             recent: Default::default(),
             monitors,
             selected: 0,
@@ -246,18 +255,40 @@ impl Capture for X11Capture {
     }
 
     fn grab(&mut self) -> Result<Grab<'_>, CaptureError> {
+        self.grab_from_server(None)
+    }
+
+    fn grab_checking(&mut self, band: u32) -> Result<Grab<'_>, CaptureError> {
+        self.grab_from_server(Some(band))
+    }
+}
+
+impl X11Capture {
+    /// A grab of what was reported drawn, and of check band `band` if given.
+    fn grab_from_server(&mut self, band: Option<u32>) -> Result<Grab<'_>, CaptureError> {
         let m = self.monitors[self.selected].clone();
         let fits = self.frame.as_ref().is_some_and(|f| f.width == m.width && f.height == m.height);
         // Take the damage so far (which also re-arms its reports), then the
         // pixels: drawing between the two is in the image and reported
-        // again next time, so nothing is missed.
-        let damage = self.take_damage(&m)?.filter(|_| fits);
+        // again next time, so nothing is missed. A report that arrives
+        // after the take but was sent before it is for damage the take
+        // covered; one sent after it is new and stays pending: the server
+        // does not repeat it while drawing stays inside its bounding box.
         self.drain_damage();
-        if let Some(p) = self.pending.take() {
+        let before = self.pending.take();
+        let mut damage = self.take_damage(&m)?.filter(|_| fits);
+        self.drain_damage();
+        let busy = [before, self.covered.take()].into_iter().flatten().reduce(|a, b| a.union(&b));
+        if let Some(p) = busy {
             if self.recent.len() == BUSY_MEMORY {
                 self.recent.pop_front();
             }
             self.recent.push_back(p);
+        }
+        if let (Some(rects), Some(band)) = (&mut damage, band) {
+            // Where reports overlap the band its pixels are fetched twice:
+            // rare, and cheaper than cutting the rectangles apart.
+            rects.push(super::capture::check_band(m.width, m.height, band));
         }
         let area: u64 = damage.iter().flatten().map(|r| u64::from(r.w) * u64::from(r.h)).sum();
         if !fits {
@@ -340,11 +371,15 @@ impl X11Capture {
         use x11rb::protocol::xfixes::ConnectionExt as _;
         let (Some(d), Some(region)) = (self.damage, self.region) else {
             if let Some(d) = self.damage {
-                self.conn.damage_subtract(d, x11rb::NONE, x11rb::NONE).map_err(request)?;
+                self.taken_at = self
+                    .conn
+                    .damage_subtract(d, x11rb::NONE, x11rb::NONE)
+                    .map_err(request)?
+                    .sequence_number();
             }
             return Ok(None);
         };
-        self.conn.damage_subtract(d, x11rb::NONE, region).map_err(request)?;
+        self.taken_at = self.conn.damage_subtract(d, x11rb::NONE, region).map_err(request)?.sequence_number();
         let reply = self.conn.xfixes_fetch_region(region).map_err(request)?.reply().map_err(request)?;
         Ok(Some(
             reply
@@ -383,10 +418,11 @@ impl X11Capture {
         Some(CursorSample { x, y, visible: inside && shape.is_some(), shape })
     }
 
-    /// Takes every queued event; whether a damage report was among them.
+    /// Takes every queued event: damage reports go to `pending`, or to
+    /// `covered` where the last take already moved their damage out.
     fn drain_damage(&mut self) {
         use x11rb::protocol::Event;
-        while let Ok(Some(event)) = self.conn.poll_for_event() {
+        while let Ok(Some((event, seq))) = self.conn.poll_for_event_with_sequence() {
             if let Event::DamageNotify(d) = event {
                 let area = Rect {
                     x: d.area.x.max(0) as u32,
@@ -394,7 +430,8 @@ impl X11Capture {
                     w: u32::from(d.area.width),
                     h: u32::from(d.area.height),
                 };
-                self.pending = Some(self.pending.map_or(area, |p| p.union(&area)));
+                let into = if seq < self.taken_at { &mut self.covered } else { &mut self.pending };
+                *into = Some(into.map_or(area, |p| p.union(&area)));
             }
         }
     }

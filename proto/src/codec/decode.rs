@@ -107,7 +107,7 @@ impl Decoder {
             if needs_prev && prev.is_none() {
                 return Err(CodecError::NoReference);
             }
-            if matches!(op, Op::Back) && self.background.tile(index, &geometry).is_none() {
+            if matches!(op, Op::Back) && !self.background.has(index, &geometry) {
                 return Err(CodecError::NoReference);
             }
             payload_size += op.payload_len(rect);
@@ -135,7 +135,7 @@ impl Decoder {
         for (index, rect, op) in &ops {
             if let Op::Mix(_) = op {
                 let pixels = rect.w as usize * rect.h as usize;
-                let has_back = self.background.tile(*index, &geometry).is_some();
+                let has_back = self.background.has(*index, &geometry);
                 if !mix::mask_ok(&payload[at..at + pixels], has_back) {
                     return Err(CodecError::Mask);
                 }
@@ -162,6 +162,7 @@ impl Decoder {
             self.background.reset();
         }
         let image = self.image.as_mut().expect("set above or kept from the previous update");
+        self.background.detach(image, ops.iter().map(|(index, _, _)| *index));
         let (mut at, mut copy_at) = (0usize, 0usize);
         for (index, rect, op) in &ops {
             let row_bytes = rect.w as usize * 4;

@@ -149,6 +149,9 @@ impl Encoder {
                 .collect(),
             None => (0..cols * rows).collect(),
         };
+        if let Some(p) = prev {
+            self.background.detach(p, changed.iter().copied());
+        }
         let mut offsets: Vec<(i64, i64)> = Vec::new();
         if let Some(p) = prev {
             let found = motion::vertical_offsets(p, image, &changed).into_iter().map(|dy| (0, dy));
