@@ -329,6 +329,12 @@ async fn drawing_that_keeps_to_one_place_is_never_lost() {
             let color = if round == 3000 { LAST } else { 0x10_1010 + (round % 200) * 0x0101 };
             conn.change_gc(gc, &ChangeGCAux::new().foreground(color)).unwrap();
             conn.poly_fill_rectangle(root, gc, &place).unwrap();
+            if round % 500 == 250 {
+                // Now and then something away from it: sent ahead of the
+                // busy place's tiles, as an update of its own.
+                let away = [Rectangle { x: 400 + (round / 10) as i16, y: 300, width: 40, height: 30 }];
+                conn.poly_fill_rectangle(root, gc, &away).unwrap();
+            }
             conn.get_input_focus().unwrap().reply().unwrap();
             std::thread::sleep(Duration::from_micros(300));
         }
@@ -340,6 +346,8 @@ async fn drawing_that_keeps_to_one_place_is_never_lost() {
             .await;
     let now = pixel(&p.receiver.image.borrow().as_ref().unwrap().image, 150, 150);
     assert!(shown.is_ok(), "the viewer still shows {now:06x}, the screen {LAST:06x}");
+    let screen = get_image(&display);
+    assert!(*p.frame(|_| true).await.image == screen, "the viewer's picture differs from the screen");
     p.stop().await;
 }
 
@@ -368,7 +376,7 @@ impl Capture for Unreported {
                 self.image.row_mut(r, dy).fill(0xee);
             }
         }
-        Ok(lifebuoy::screen::Grab { image: &self.image, damage: Some(&self.none) })
+        Ok(lifebuoy::screen::Grab { image: &self.image, damage: Some(&self.none), first: &[] })
     }
     fn grab_checking(
         &mut self,
@@ -376,7 +384,7 @@ impl Capture for Unreported {
     ) -> Result<lifebuoy::screen::Grab<'_>, lifebuoy::screen::CaptureError> {
         self.band = vec![lifebuoy::screen::check_band(self.image.width, self.image.height, band)];
         self.grab()?;
-        Ok(lifebuoy::screen::Grab { image: &self.image, damage: Some(&self.band) })
+        Ok(lifebuoy::screen::Grab { image: &self.image, damage: Some(&self.band), first: &[] })
     }
     fn wait_change(&mut self, timeout: Duration) -> bool {
         std::thread::sleep(timeout);

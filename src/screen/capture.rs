@@ -106,6 +106,11 @@ pub struct Grab<'a> {
     /// as the system reported its drawing; `None` if unknown (the first
     /// grab, after a monitor switch, or a system that does not say).
     pub damage: Option<&'a [Rect]>,
+    /// The part of `damage` away from what kept the last grabs busy (a
+    /// key's echo beside a scrolling log): worth sending ahead of the
+    /// rest, as an update of its own. Empty where the backend cannot tell,
+    /// or where nothing else was drawn.
+    pub first: &'a [Rect],
 }
 
 /// A source of frames.

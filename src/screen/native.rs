@@ -187,7 +187,7 @@ impl Capture for NativeCapture {
             }
         }
         match &self.last {
-            Some(image) => Ok(Grab { image, damage: None }),
+            Some(image) => Ok(Grab { image, damage: None, first: &[] }),
             None => Err(CaptureError::Request("the system delivered no frame".into())),
         }
     }

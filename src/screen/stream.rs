@@ -293,13 +293,33 @@ impl CaptureLoop {
                 };
                 stats.lock().expect("not poisoned").captured += 1;
                 let (width, height) = (grabbed.image.width as u16, grabbed.image.height as u16);
+                // A key's echo beside a scrolling log goes out first, as an
+                // update of its own, while the log's tiles are compared and packed.
+                let mut sent_first = false;
+                if !grabbed.first.is_empty() {
+                    if let Some((data, _)) = encoder.encode_frame(grabbed.image, Some(grabbed.first)) {
+                        seq += 1;
+                        let encoded = Encoded { seq, monitor: selected, width, height, data };
+                        if updates.blocking_send(Ok(encoded)).is_err() {
+                            return;
+                        }
+                        sent_first = true;
+                    }
+                }
                 if let Some((data, _)) = encoder.encode_frame(grabbed.image, grabbed.damage) {
+                    // The rest, after a first part, needs a credit of its own.
+                    if sent_first && credits.recv().is_err() {
+                        return;
+                    }
                     seq += 1;
                     fresh = false;
                     let encoded = Encoded { seq, monitor: selected, width, height, data };
                     if updates.blocking_send(Ok(encoded)).is_err() {
                         return;
                     }
+                    break;
+                }
+                if sent_first {
                     break;
                 }
                 if updates.is_closed() {

@@ -84,6 +84,6 @@ impl Capture for Synthetic {
         let m = &self.monitors[self.selected];
         self.image = Synthetic::frame_of(m.id, m.width, m.height, self.frame);
         self.frame += 1;
-        Ok(Grab { image: &self.image, damage: None })
+        Ok(Grab { image: &self.image, damage: None, first: &[] })
     }
 }

@@ -44,6 +44,8 @@ pub struct X11Capture {
     region: Option<u32>,
     /// What the last grab's damage report said, in monitor pixels.
     last_damage: Option<Vec<Rect>>,
+    /// The part of it away from what was busy (see [`Grab::first`]).
+    last_first: Vec<Rect>,
     /// The selected monitor's pixels as of the last grab.
     frame: Option<Image>,
     /// Bounding box (root pixels) of the damage reported since the last
@@ -127,6 +129,7 @@ impl X11Capture {
             cursor,
             region,
             last_damage: None,
+            last_first: Vec::new(),
             frame: None,
             pending: None,
             covered: None,
@@ -275,8 +278,17 @@ impl X11Capture {
         // covered; one sent after it is new and stays pending: the server
         // does not repeat it while drawing stays inside its bounding box.
         self.drain_damage();
+        let hot = self.recent.iter().copied().reduce(|a, b| a.union(&b));
         let before = self.pending.take();
         let mut damage = self.take_damage(&m)?.filter(|_| fits);
+        self.last_first.clear();
+        if let (Some(hot), Some(rects)) = (hot, &damage) {
+            let (mx, my) = (m.x.max(0) as u32, m.y.max(0) as u32);
+            let away = |r: &Rect| !hot.overlaps(&Rect { x: r.x + mx, y: r.y + my, ..*r });
+            if rects.iter().any(|r| !away(r)) {
+                self.last_first.extend(rects.iter().filter(|r| away(r)));
+            }
+        }
         self.drain_damage();
         let busy = [before, self.covered.take()].into_iter().flatten().reduce(|a, b| a.union(&b));
         if let Some(p) = busy {
@@ -309,7 +321,11 @@ impl X11Capture {
             }
         }
         self.last_damage = damage;
-        Ok(Grab { image: self.frame.as_ref().expect("filled above"), damage: self.last_damage.as_deref() })
+        Ok(Grab {
+            image: self.frame.as_ref().expect("filled above"),
+            damage: self.last_damage.as_deref(),
+            first: &self.last_first,
+        })
     }
 }
 
