@@ -8,7 +8,7 @@ rectangle). Prints one line like the viewer's --photon:
 
     input_to_photon_ms p50=.. p99=.. max=.. keys=N
 
-Usage: vnc-photon.py HOST PORT KEYS X Y W H   (used by lab/bench-tigervnc)
+Usage: vnc-photon.py HOST PORT KEYS X Y W H   (used by lab/bench-session)
 """
 import random
 import select

@@ -128,8 +128,7 @@ pub trait Capture: Send {
     /// damaged, whatever the system reported: one part of the check that
     /// its reports missed nothing, small enough not to hold up a change.
     /// Backends that do not report damage grab as always.
-    fn grab_checking(&mut self, band: u32) -> Result<Grab<'_>, CaptureError> {
-        let _ = band;
+    fn grab_checking(&mut self, _band: u32) -> Result<Grab<'_>, CaptureError> {
         self.grab()
     }
 

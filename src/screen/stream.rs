@@ -268,8 +268,7 @@ impl CaptureLoop {
                 }
                 let changed = fresh || self.capture.wait_change(CURSOR_POLL);
                 self.poll_cursor(selected);
-                let since_check = checked.elapsed();
-                let check = !fresh && since_check >= CHECK_INTERVAL * if changed { 2 } else { 1 };
+                let check = !fresh && checked.elapsed() >= CHECK_INTERVAL * if changed { 2 } else { 1 };
                 if !changed && !check {
                     if updates.is_closed() {
                         return;
