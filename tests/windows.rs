@@ -127,7 +127,11 @@ impl Both {
             self.agent.get_by_label("Anna Berger").click();
             self.step();
         }
-        self.until("the request reaches the technician", |_, v| !v.requests.is_empty());
+        // The agent says "waiting" once its request is sent, so the technician
+        // may see the request a step before the customer's window does.
+        self.until("the request shows on both sides", |a, v| {
+            !v.requests.is_empty() && matches!(a.stage, AgentStage::Waiting(_))
+        });
     }
 
     /// The technician accepts; both sides stand in the session.
