@@ -30,6 +30,7 @@ bench: setup
     cargo bench --bench screen_latency
     cargo bench --bench input_latency
     cargo bench --bench file_transfer
+    cargo bench --bench texture_upload
 
 # Screenshots of the real windows under Xvfb, German and English (docs/screenshots).
 screenshots: setup

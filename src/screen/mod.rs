@@ -3,6 +3,7 @@
 //! encoding thread, and the streams between agent and viewer.
 
 pub mod capture;
+pub mod changes;
 pub mod codec_bench;
 #[cfg(any(windows, target_os = "macos"))]
 pub mod native;

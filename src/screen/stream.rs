@@ -18,6 +18,7 @@ use lifebuoy_proto::screen::{CursorShape, Screen, ScreenUpdate};
 use tokio::sync::{mpsc, watch};
 
 use super::capture::{Capture, CaptureError, CursorSample};
+use super::changes::ChangeLog;
 use crate::session::{FramedRecv, Link, SessionError};
 
 /// Updates on the way at once.
@@ -382,6 +383,9 @@ pub struct ScreenReceiver {
     decoded: mpsc::Sender<(u64, u8, Vec<u8>)>,
     /// The newest complete image.
     pub image: watch::Receiver<Option<Frame>>,
+    /// The tiles each published image changed, recorded before it is
+    /// published.
+    pub changes: Arc<Mutex<ChangeLog>>,
     cursor_tx: watch::Sender<RemoteCursor>,
     /// The newest pointer state.
     pub cursor: watch::Receiver<RemoteCursor>,
@@ -392,6 +396,8 @@ impl ScreenReceiver {
     pub fn start() -> ScreenReceiver {
         let (tx, mut rx) = mpsc::channel::<(u64, u8, Vec<u8>)>(IN_FLIGHT * 2);
         let (image_tx, image_rx) = watch::channel(None);
+        let changes = Arc::new(Mutex::new(ChangeLog::default()));
+        let log = changes.clone();
         std::thread::Builder::new()
             .name("lifebuoy-decode".into())
             .spawn(move || {
@@ -401,6 +407,7 @@ impl ScreenReceiver {
                 let mut spare: Option<Image> = None;
                 let mut touched_before: Vec<u32> = Vec::new();
                 let mut next = 1u64;
+                let mut shown = None;
                 while let Some((seq, monitor, data)) = rx.blocking_recv() {
                     if seq < next || waiting.len() > IN_FLIGHT * 4 {
                         // A repeat, or a peer ignoring the window: stop.
@@ -415,6 +422,9 @@ impl ScreenReceiver {
                                 let copy = publishable(spare.take(), img, &touched_before, touched, fresh);
                                 touched_before.clear();
                                 touched_before.extend_from_slice(touched);
+                                let whole = fresh || shown != Some((monitor, img.width, img.height));
+                                shown = Some((monitor, img.width, img.height));
+                                log.lock().expect("not poisoned").record(next, whole, touched);
                                 let frame = Frame { seq: next, monitor, image: Arc::new(copy) };
                                 let old = image_tx.send_replace(Some(frame));
                                 spare = old.and_then(|f| Arc::try_unwrap(f.image).ok());
@@ -439,7 +449,12 @@ impl ScreenReceiver {
             })
             .expect("spawning the decode thread");
         let (cursor_tx, cursor) = watch::channel(RemoteCursor::default());
-        ScreenReceiver { decoded: tx, image: image_rx, cursor_tx, cursor }
+        ScreenReceiver { decoded: tx, image: image_rx, changes, cursor_tx, cursor }
+    }
+
+    /// Hands one update to the decode thread.
+    pub async fn feed(&self, seq: u64, monitor: u8, data: Vec<u8>) -> Result<(), SessionError> {
+        self.decoded.send((seq, monitor, data)).await.map_err(|_| SessionError::StreamClosed)
     }
 
     /// Reads one screen stream: updates go to the decoder, the pointer to
@@ -447,12 +462,7 @@ impl ScreenReceiver {
     pub async fn take(&self, mut stream: FramedRecv<Screen>) -> Result<(), SessionError> {
         while let Some(msg) = stream.recv().await? {
             match msg {
-                Screen::Update(u) => {
-                    self.decoded
-                        .send((u.seq, u.monitor, u.data))
-                        .await
-                        .map_err(|_| SessionError::StreamClosed)?;
-                }
+                Screen::Update(u) => self.feed(u.seq, u.monitor, u.data).await?,
                 Screen::CursorShape(shape) => self.cursor_tx.send_modify(|c| c.shape = Some(Arc::new(shape))),
                 Screen::CursorPosition { monitor, x, y, visible } => self.cursor_tx.send_modify(|c| {
                     (c.monitor, c.x, c.y, c.visible) = (monitor, x, y, visible);

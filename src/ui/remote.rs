@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use egui::emath::GuiRounding as _;
 use egui::{Color32, ColorImage, Rect, Sense, TextureHandle, TextureOptions, Vec2};
+use lifebuoy_proto::codec::{Image, Rect as PixelRect};
 use lifebuoy_proto::input::Input;
 
 use crate::input::map::{map_event, ViewGeometry};
@@ -54,14 +55,42 @@ impl Default for RemoteView {
     }
 }
 
-/// BGRA (alpha ignored: X leaves it 0) to egui's colours.
-fn to_color_image(width: u32, height: u32, bgra: &[u8]) -> ColorImage {
-    let pixels = bgra.chunks_exact(4).map(|p| Color32::from_rgb(p[2], p[1], p[0])).collect();
-    ColorImage {
-        size: [width as usize, height as usize],
-        source_size: Vec2::new(width as f32, height as f32),
-        pixels,
+/// A window falling behind by more than this share of the tiles uploads
+/// the whole image: one large upload costs less than many small ones.
+const PARTIAL_UP_TO: usize = 2;
+
+/// One rectangle of the image, BGRA (alpha ignored: X leaves it 0), in
+/// egui's colours.
+fn to_color_image(image: &Image, r: PixelRect) -> ColorImage {
+    let mut pixels = Vec::with_capacity(r.w as usize * r.h as usize);
+    for dy in 0..r.h {
+        pixels.extend(image.row(r, dy).chunks_exact(4).map(|p| Color32::from_rgb(p[2], p[1], p[0])));
     }
+    ColorImage { size: [r.w as usize, r.h as usize], source_size: Vec2::new(r.w as f32, r.h as f32), pixels }
+}
+
+/// The rectangles to upload for `tiles` (sorted): a run of neighbouring
+/// tiles in one tile row is one rectangle. `None`: upload everything.
+fn uploads(image: &Image, tiles: &[u32]) -> Option<Vec<PixelRect>> {
+    let (cols, rows) = image.tiles();
+    if tiles.len() * PARTIAL_UP_TO > (cols * rows) as usize {
+        return None;
+    }
+    let mut runs: Vec<(u32, PixelRect)> = Vec::new();
+    for &index in tiles {
+        if index >= cols * rows {
+            return None;
+        }
+        let r = image.tile_rect(index);
+        match runs.last_mut() {
+            Some((last, run)) if *last + 1 == index && index % cols != 0 => {
+                run.w += r.w;
+                *last = index;
+            }
+            _ => runs.push((index, r)),
+        }
+    }
+    Some(runs.into_iter().map(|(_, r)| r).collect())
 }
 
 impl RemoteView {
@@ -75,24 +104,42 @@ impl RemoteView {
         self.size
     }
 
-    /// Takes the newest image into the texture, if it changed.
-    fn refresh(&mut self, ctx: &egui::Context, screen: &ScreenReceiver) {
+    /// Takes the newest image into the texture, if it changed: only the
+    /// tiles changed since the image the texture shows, where they are
+    /// known.
+    pub fn refresh(&mut self, ctx: &egui::Context, screen: &ScreenReceiver) {
         let options = match self.scale {
             Scale::Fit => TextureOptions::LINEAR,
             Scale::Actual => TextureOptions::NEAREST,
         };
         let frame = screen.image.borrow().clone();
         let Some(frame) = frame else { return };
-        if frame.seq == self.seq && self.texture_scale == Some(self.scale) {
+        let same_options = self.texture_scale == Some(self.scale);
+        if frame.seq == self.seq && same_options {
             return;
         }
-        let image = to_color_image(frame.image.width, frame.image.height, &frame.image.pixels);
-        match &mut self.texture {
-            Some(t) => t.set(image, options),
-            None => self.texture = Some(ctx.load_texture("remote-screen", image, options)),
+        let image = &frame.image;
+        let size = (image.width, image.height);
+        let partial = match &self.texture {
+            Some(_) if same_options && self.size == size => {
+                let tiles = screen.changes.lock().expect("not poisoned").since(self.seq, frame.seq);
+                tiles.and_then(|tiles| uploads(image, &tiles))
+            }
+            _ => None,
+        };
+        let whole = PixelRect { x: 0, y: 0, w: image.width, h: image.height };
+        match (&mut self.texture, partial) {
+            (Some(t), Some(rects)) => {
+                for r in rects {
+                    t.set_partial([r.x as usize, r.y as usize], to_color_image(image, r), options);
+                }
+            }
+            (Some(t), None) => t.set(to_color_image(image, whole), options),
+            (None, _) => {
+                self.texture = Some(ctx.load_texture("remote-screen", to_color_image(image, whole), options))
+            }
         }
-        (self.seq, self.size, self.monitor) =
-            (frame.seq, (frame.image.width, frame.image.height), frame.monitor);
+        (self.seq, self.size, self.monitor) = (frame.seq, size, frame.monitor);
         self.texture_scale = Some(self.scale);
     }
 
@@ -210,5 +257,149 @@ impl RemoteView {
             Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)),
             Color32::WHITE,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use egui::epaint::ImageDelta;
+    use egui::{ImageData, RawInput};
+    use lifebuoy_proto::codec::Encoder;
+
+    use super::*;
+    use crate::screen::changes::KEPT;
+
+    /// An image whose every pixel differs from its neighbours, so an
+    /// upload put in the wrong place shows.
+    fn pattern(w: u32, h: u32) -> Image {
+        let pixels =
+            (0..w * h).flat_map(|i| [(i % 251) as u8, (i % 241) as u8, (i / w % 239) as u8, 0]).collect();
+        Image { width: w, height: h, pixels }
+    }
+
+    fn paint(image: &mut Image, r: PixelRect, v: u8) {
+        for dy in 0..r.h {
+            for p in image.row_mut(r, dy).chunks_exact_mut(4) {
+                p[..3].copy_from_slice(&[v, v.wrapping_mul(3), v.wrapping_add(7)]);
+            }
+        }
+    }
+
+    /// A viewer window's remote view fed by a real encoder through the
+    /// decode thread; `gpu` is what the graphics card holds after applying
+    /// the texture updates the view handed to egui.
+    struct Rig {
+        runtime: tokio::runtime::Runtime,
+        screen: ScreenReceiver,
+        encoder: Encoder,
+        seq: u64,
+        latest: Image,
+        ctx: egui::Context,
+        view: RemoteView,
+        gpu: Vec<Color32>,
+    }
+
+    impl Rig {
+        fn new() -> Rig {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let screen = runtime.block_on(async { ScreenReceiver::start() });
+            let (encoder, ctx, view) = (Encoder::new(), egui::Context::default(), RemoteView::default());
+            Rig { runtime, screen, encoder, seq: 0, latest: pattern(1, 1), ctx, view, gpu: Vec::new() }
+        }
+
+        /// The customer's screen becomes `image`; the viewer decodes it.
+        fn send(&mut self, image: &Image) {
+            let (data, _) = self.encoder.encode(image.clone()).expect("the image changed");
+            self.seq += 1;
+            let (screen, seq) = (&self.screen, self.seq);
+            self.runtime.block_on(async {
+                screen.feed(seq, 0, data).await.unwrap();
+                let mut published = screen.image.clone();
+                published.wait_for(|f| f.as_ref().is_some_and(|f| f.seq == seq)).await.unwrap();
+            });
+            self.latest = image.clone();
+        }
+
+        /// One frame of the window; returns the pixels uploaded and checks
+        /// that the texture then equals the customer's screen.
+        fn show(&mut self) -> usize {
+            let mut out = self.ctx.run_pass(RawInput::default(), |ctx| self.view.refresh(ctx, &self.screen));
+            let id = self.view.texture.as_ref().expect("a texture").id();
+            let deltas = out.textures_delta.set.get(&id).map(|d| d.to_vec()).unwrap_or_default();
+            out.textures_delta.clear();
+            let uploaded = deltas.iter().map(|d| apply(&mut self.gpu, self.latest.width as usize, d)).sum();
+            let whole = PixelRect { x: 0, y: 0, w: self.latest.width, h: self.latest.height };
+            assert!(self.gpu == to_color_image(&self.latest, whole).pixels, "the texture shows the screen");
+            uploaded
+        }
+    }
+
+    /// Applies one texture update as the painter does; returns its pixels.
+    fn apply(gpu: &mut Vec<Color32>, width: usize, delta: &ImageDelta) -> usize {
+        let ImageData::Color(image) = &delta.image;
+        let [w, h] = image.size;
+        match delta.pos {
+            None => *gpu = image.pixels.clone(),
+            Some([x, y]) => {
+                for row in 0..h {
+                    let at = (y + row) * width + x;
+                    gpu[at..at + w].copy_from_slice(&image.pixels[row * w..(row + 1) * w]);
+                }
+            }
+        }
+        w * h
+    }
+
+    #[test]
+    fn the_texture_takes_only_the_changed_tiles_and_always_equals_the_screen() {
+        // Not a multiple of the tile size: the right and bottom tiles are cut.
+        let (w, h) = (1000u32, 700u32);
+        let all = (w * h) as usize;
+        let mut rig = Rig::new();
+        let mut screen = pattern(w, h);
+        rig.send(&screen);
+        assert_eq!(rig.show(), all, "the first image is uploaded whole");
+        assert_eq!(rig.show(), 0, "nothing new, nothing uploaded");
+
+        // A key's echo: one character cell.
+        paint(&mut screen, PixelRect { x: 130, y: 70, w: 9, h: 16 }, 200);
+        rig.send(&screen);
+        assert_eq!(rig.show(), 64 * 64, "one tile");
+
+        // Three updates come while the window is busy elsewhere; the last
+        // touches the cut bottom-right corner and spans two tiles of a row.
+        paint(&mut screen, PixelRect { x: 500, y: 300, w: 4, h: 4 }, 1);
+        rig.send(&screen);
+        paint(&mut screen, PixelRect { x: 120, y: 60, w: 30, h: 30 }, 2);
+        rig.send(&screen);
+        paint(&mut screen, PixelRect { x: 950, y: 690, w: 50, h: 10 }, 3);
+        rig.send(&screen);
+        let tiles = 1 + 4 + 2;
+        let uploaded = rig.show();
+        assert!(uploaded <= tiles * 64 * 64 && uploaded > 4 * 64 * 64, "the union of the three: {uploaded}");
+
+        // Another scale: the same image, the whole texture again.
+        rig.view.scale = Scale::Actual;
+        assert_eq!(rig.show(), all);
+
+        // More than half the screen changes: one upload of everything.
+        paint(&mut screen, PixelRect { x: 0, y: 0, w, h: 500 }, 4);
+        rig.send(&screen);
+        assert_eq!(rig.show(), all);
+
+        // A window further behind than the change log: everything.
+        for i in 0..=KEPT as u32 {
+            paint(&mut screen, PixelRect { x: i * 10, y: 600, w: 5, h: 5 }, 100 + i as u8);
+            rig.send(&screen);
+        }
+        assert_eq!(rig.show(), all);
+        paint(&mut screen, PixelRect { x: 0, y: 0, w: 1, h: 1 }, 77);
+        rig.send(&screen);
+        assert_eq!(rig.show(), 64 * 64);
+
+        // Another shape (the customer changed the resolution): whole.
+        let screen = pattern(640, 480);
+        rig.send(&screen);
+        assert_eq!(rig.show(), 640 * 480);
     }
 }
