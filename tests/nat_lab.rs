@@ -108,11 +108,21 @@ fn nix_is_root() -> bool {
 /// Waits for a line starting with `prefix`; panics with everything seen if
 /// it does not come in time.
 fn wait_for(rx: &std::sync::mpsc::Receiver<String>, prefix: &str, within: Duration, who: &str) -> String {
+    wait_for_after(rx, prefix, within, who).0
+}
+
+/// [`wait_for`], also returning the lines that came before it.
+fn wait_for_after(
+    rx: &std::sync::mpsc::Receiver<String>,
+    prefix: &str,
+    within: Duration,
+    who: &str,
+) -> (String, Vec<String>) {
     let deadline = Instant::now() + within;
     let mut seen = Vec::new();
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         match rx.recv_timeout(left) {
-            Ok(line) if line.starts_with(prefix) => return line,
+            Ok(line) if line.starts_with(prefix) => return (line, seen),
             Ok(line) => seen.push(line),
             Err(_) => break,
         }
@@ -124,6 +134,8 @@ fn wait_for(rx: &std::sync::mpsc::Receiver<String>, prefix: &str, within: Durati
 #[derive(Debug)]
 struct Outcome {
     agent: String,
+    /// The agent's log before it connected: why it took the relay.
+    agent_log: Vec<String>,
     viewer: String,
     /// How the viewer saw the session end (the agent ends it at once).
     viewer_end: String,
@@ -164,7 +176,7 @@ fn run_case(case: &str, viewer_env: &[(&str, &str)]) -> Outcome {
     let viewer_out = lab.spawn(viewer);
     wait_for(&viewer_out, "signed in", Duration::from_secs(10), "viewer");
 
-    let mut agent = lab.command("hosta", &[]);
+    let mut agent = lab.command("hosta", &[("LIFEBUOY_LOG", "warn,lifebuoy::net::punch=info")]);
     agent.args([
         "agent",
         "--rendezvous",
@@ -176,10 +188,10 @@ fn run_case(case: &str, viewer_env: &[(&str, &str)]) -> Outcome {
         "--end-after-connect",
     ]);
     let agent_out = lab.spawn(agent);
-    let agent_line = wait_for(&agent_out, "connected:", Duration::from_secs(20), "agent");
+    let (agent_line, agent_log) = wait_for_after(&agent_out, "connected:", Duration::from_secs(20), "agent");
     let viewer_line = wait_for(&viewer_out, "connected:", Duration::from_secs(20), "viewer");
     let viewer_end = wait_for(&viewer_out, "session ended:", Duration::from_secs(10), "viewer");
-    Outcome { agent: agent_line, viewer: viewer_line, viewer_end }
+    Outcome { agent: agent_line, agent_log, viewer: viewer_line, viewer_end }
 }
 
 fn assert_path(outcome: &Outcome, path: &str) {
@@ -205,9 +217,18 @@ fn assert_paths(outcome: &Outcome, agent: &str, viewer: &str) {
     assert!(outcome.viewer_end.contains("CustomerEnded"), "{}", outcome.viewer_end);
 }
 
+/// Why the agent took the relay, from its log ("" if it did not).
+fn relay_reason(outcome: &Outcome) -> &str {
+    outcome.agent_log.iter().find_map(|l| l.split_once(": trying the relay")).map_or("", |(why, _)| why)
+}
+
+const NO_DIRECT: &str = "a NAT maps each destination to its own port, no direct path";
+
 #[test]
 fn case1_both_nats_endpoint_independent_with_firewalls_connect_directly() {
-    assert_path(&run_case("eim-fw", &[]), "direct (through NAT)");
+    let outcome = run_case("eim-fw", &[]);
+    assert_path(&outcome, "direct (through NAT)");
+    assert_eq!(relay_reason(&outcome), "");
 }
 
 #[test]
@@ -223,6 +244,9 @@ fn case2_control_full_ttl_probes_fall_into_the_stale_entry_trap() {
     // directly, the lab no longer reproduces the trap.
     let outcome = run_case("eim", &[("LIFEBUOY_PROBE_TTL", "64")]);
     assert_path(&outcome, "relay (UDP)");
+    // Both NATs map endpoint-independently: the relay could not tell, so
+    // the agent gave punching its full time.
+    assert!(relay_reason(&outcome).ends_with("no direct path after 1 s"), "{:?}", outcome.agent_log);
 }
 
 #[test]
@@ -232,12 +256,18 @@ fn case3_both_hosts_behind_the_same_nat_connect_over_the_lan() {
 
 #[test]
 fn case4_one_symmetric_nat_goes_through_the_relay() {
-    assert_path(&run_case("one-sym", &[]), "relay (UDP)");
+    // The relay sees the agent's NAT give it another port than the
+    // rendezvous saw: the agent takes the relay without waiting.
+    let outcome = run_case("one-sym", &[]);
+    assert_path(&outcome, "relay (UDP)");
+    assert!(relay_reason(&outcome).ends_with(NO_DIRECT), "{:?}", outcome.agent_log);
 }
 
 #[test]
 fn case5_both_symmetric_nats_go_through_the_relay() {
-    assert_path(&run_case("both-sym", &[]), "relay (UDP)");
+    let outcome = run_case("both-sym", &[]);
+    assert_path(&outcome, "relay (UDP)");
+    assert!(relay_reason(&outcome).ends_with(NO_DIRECT), "{:?}", outcome.agent_log);
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Datagrams lifebuoy sends beside QUIC on the same UDP socket: hole-punch
-//! probes and relay binding.
+//! probes, relay binding, and the relay's word that no direct path will open.
 //!
 //! They begin with a zero byte. A QUIC packet always has the fixed bit
 //! (0x40) of its first byte set unless both ends agreed to grease it, and
@@ -12,7 +12,7 @@
 
 /// The four bytes every lifebuoy datagram starts with.
 pub const MAGIC: [u8; 4] = [0x00, b'L', b'B', b'Y'];
-/// Length of a punch or bound datagram.
+/// Length of a punch, bound or no-direct-path datagram.
 pub const SHORT_LEN: usize = 21;
 /// Length of a bind datagram.
 pub const BIND_LEN: usize = 22;
@@ -44,6 +44,15 @@ pub enum Datagram {
     /// From the relay: both ends are bound; QUIC may flow.
     RelayBound {
         /// The token that was bound.
+        token: [u8; 16],
+    },
+    /// From the relay to the QUIC client, before [`Datagram::RelayBound`]:
+    /// one side's NAT gave the relay another address than the rendezvous
+    /// (a mapping per destination, a "symmetric" NAT), so the address the
+    /// peer was given is not the one it would have to reach; connect
+    /// through the relay now instead of waiting for punching to fail.
+    NoDirectPath {
+        /// The bound pair's token.
         token: [u8; 16],
     },
 }
@@ -79,6 +88,10 @@ impl Datagram {
                 out.push(3);
                 out.extend_from_slice(token);
             }
+            Datagram::NoDirectPath { token } => {
+                out.push(4);
+                out.extend_from_slice(token);
+            }
         }
         out
     }
@@ -98,6 +111,7 @@ impl Datagram {
                 _ => Err(NotADatagram),
             },
             (3, SHORT_LEN) => Ok(Datagram::RelayBound { token }),
+            (4, SHORT_LEN) => Ok(Datagram::NoDirectPath { token }),
             _ => Err(NotADatagram),
         }
     }
@@ -114,6 +128,7 @@ mod tests {
             Datagram::RelayBind { token: [2; 16], side: RelaySide::Client },
             Datagram::RelayBind { token: [3; 16], side: RelaySide::Server },
             Datagram::RelayBound { token: [4; 16] },
+            Datagram::NoDirectPath { token: [5; 16] },
         ] {
             let wire = d.encode();
             assert!(is_lifebuoy(wire[0]));

@@ -44,7 +44,9 @@ const PROBE_EVERY: Duration = Duration::from_millis(25);
 /// LAN candidates get this head start over public ones.
 pub const LAN_HEAD_START: Duration = Duration::from_millis(5);
 /// Without a direct path by then, the agent connects through the relay
-/// (both sides bind to it from the start, so only the handshake is left).
+/// (both sides bind to it from the start, so only the handshake is left);
+/// at once if the relay saw that a NAT maps each destination to its own
+/// port, where the addresses the peers were given lead nowhere.
 pub const DIRECT_DEADLINE: Duration = Duration::from_millis(1000);
 /// Without any path by then, give up.
 pub const CONNECT_DEADLINE: Duration = Duration::from_secs(12);
@@ -130,19 +132,35 @@ fn path_of(endpoint: &PeerEndpoint, go: &Go, addr: SocketAddr, relay: Option<Soc
 }
 
 /// Tells the relay which end we are until it confirms the pairing.
-async fn bind_relay(endpoint: &PeerEndpoint, relay: SocketAddr, token: [u8; 16], side: RelaySide) {
+/// Binds to the relay; returns whether the relay said no direct path can
+/// open (it says so just before it says bound).
+async fn bind_relay(endpoint: &PeerEndpoint, relay: SocketAddr, token: [u8; 16], side: RelaySide) -> bool {
     let bind = Datagram::RelayBind { token, side };
     let mut tick = tokio::time::interval(BIND_EVERY);
+    let mut no_direct = false;
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 let _ = endpoint.send(relay, &bind, None);
             }
             got = endpoint.recv() => match got {
-                Some((from, Datagram::RelayBound { token: t })) if from == relay && t == token => return,
+                Some((from, Datagram::RelayBound { token: t })) if from == relay && t == token => return no_direct,
+                Some((from, Datagram::NoDirectPath { token: t })) if from == relay && t == token => no_direct = true,
                 Some(_) => {}
-                None => return,
+                None => return no_direct,
             },
+        }
+    }
+}
+
+/// Returns when the relay says no direct path can open (a repeat that
+/// came after the bound, had the first been lost or overtaken).
+async fn relay_says_no_direct_path(endpoint: &PeerEndpoint, relay: SocketAddr, token: [u8; 16]) {
+    loop {
+        match endpoint.recv().await {
+            Some((from, Datagram::NoDirectPath { token: t })) if from == relay && t == token => return,
+            Some(_) => {}
+            None => std::future::pending().await,
         }
     }
 }
@@ -175,11 +193,18 @@ async fn as_client(
     let relay_attempt = async {
         let Some(relay) = relay else { return std::future::pending().await };
         // Bound early, so the fallback costs one handshake, not a pairing too.
-        bind_relay(endpoint, relay, go.relay_token, RelaySide::Client).await;
-        if !endpoint.is_tunnel() {
-            tokio::time::sleep_until((started + DIRECT_DEADLINE).into()).await;
-        }
-        tracing::info!("no direct path after {DIRECT_DEADLINE:?}: trying the relay {relay}");
+        const NO_DIRECT: &str = "a NAT maps each destination to its own port, no direct path";
+        let why = if bind_relay(endpoint, relay, go.relay_token, RelaySide::Client).await {
+            NO_DIRECT
+        } else if endpoint.is_tunnel() {
+            "UDP is blocked here"
+        } else {
+            tokio::select! {
+                _ = tokio::time::sleep_until((started + DIRECT_DEADLINE).into()) => "no direct path after 1 s",
+                _ = relay_says_no_direct_path(endpoint, relay, go.relay_token) => NO_DIRECT,
+            }
+        };
+        tracing::info!("{why}: trying the relay {relay}");
         (relay, Session::connect(&endpoint.quic, relay, local, go.peer).await)
     };
     tokio::pin!(relay_attempt);
@@ -241,7 +266,8 @@ async fn as_server(
     };
     let relay_bind = async {
         let Some(relay) = relay else { return std::future::pending().await };
-        bind_relay(endpoint, relay, go.relay_token, RelaySide::Server).await;
+        // Only the client acts on "no direct path": it is the one that waits.
+        let _ = bind_relay(endpoint, relay, go.relay_token, RelaySide::Server).await;
         std::future::pending::<()>().await
     };
     let mut handshakes = JoinSet::new();

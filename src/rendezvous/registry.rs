@@ -17,6 +17,7 @@ use lifebuoy_proto::rendezvous::{
 use lifebuoy_proto::Fingerprint;
 
 use super::directory::Directory;
+use super::relay::Observed;
 
 /// Identifies a connection to the rendezvous.
 pub type ConnId = u64;
@@ -53,6 +54,8 @@ pub enum Action {
         token: [u8; 16],
         /// When an unused token lapses.
         expires: Instant,
+        /// Where the rendezvous saw the two ends.
+        observed: Observed,
     },
 }
 
@@ -321,9 +324,10 @@ impl Registry {
             quic_client: false,
             punch_in_ms: 0,
         };
+        let observed = Observed { client: a.observed, server: v.observed };
         self.conns.get_mut(&viewer).expect("checked above").busy = true;
         vec![
-            Action::AllowRelay { token, expires: now + REQUEST_TIMEOUT },
+            Action::AllowRelay { token, expires: now + REQUEST_TIMEOUT, observed },
             Action::Send(viewer, FromRendezvous::Go(to_viewer)),
             Action::Send(r.agent, FromRendezvous::Go(to_agent)),
         ]

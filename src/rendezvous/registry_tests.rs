@@ -109,11 +109,13 @@ fn accepted_request_sends_go_to_both_with_each_others_pins_and_addresses() {
         ToRendezvous::Accept { request: id, candidates: vec![host("10.0.2.2:40000")] },
         30 * MS,
     );
-    let [Action::AllowRelay { token, .. }, Action::Send(1, FromRendezvous::Go(to_viewer)), Action::Send(10, FromRendezvous::Go(to_agent))] =
+    let [Action::AllowRelay { token, observed, .. }, Action::Send(1, FromRendezvous::Go(to_viewer)), Action::Send(10, FromRendezvous::Go(to_agent))] =
         &actions[..]
     else {
         panic!("unexpected actions {actions:?}")
     };
+    // The relay learns where both were seen, to tell a NAT that maps per destination.
+    assert_eq!((observed.client, observed.server), (addr("198.51.100.9:50000"), addr("198.51.100.2:40000")));
     assert_eq!(to_agent.peer, ANNA);
     assert_eq!(to_viewer.peer, AGENT);
     assert_eq!((to_agent.relay_token, to_viewer.relay_token), (*token, *token));

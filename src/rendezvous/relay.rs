@@ -7,6 +7,12 @@
 //! it, so the relay can read nothing and forge nothing. Tokens it was not
 //! told about are ignored; an unused token lapses; a pair idle for
 //! [`PAIR_IDLE`] is forgotten.
+//!
+//! Binding also shows whether punching can work at all: the rendezvous
+//! tells the relay where it saw each end, and an end whose binding comes
+//! from another address has a NAT that maps each destination to a port of
+//! its own. The address its peer was given is then useless, and the client
+//! is told to take the relay at once ([`Datagram::NoDirectPath`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -42,8 +48,28 @@ pub enum Leg {
 #[derive(Debug)]
 struct Pair {
     expires: Instant,
+    observed: Observed,
     client: Option<Leg>,
     server: Option<Leg>,
+}
+
+/// Where the rendezvous saw the two ends of a pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Observed {
+    /// The agent (the QUIC client).
+    pub client: SocketAddr,
+    /// The viewer.
+    pub server: SocketAddr,
+}
+
+/// Whether a bound leg came from another address than the rendezvous
+/// saw for that end. A tunnel leg tells nothing: it has no UDP mapping.
+fn remapped(leg: Leg, observed: SocketAddr) -> bool {
+    let canonical = |a: SocketAddr| (a.ip().to_canonical(), a.port());
+    match leg {
+        Leg::Udp(addr) => canonical(addr) != canonical(observed),
+        Leg::Tcp(_) => false,
+    }
 }
 
 /// The relay's state, without I/O.
@@ -65,10 +91,11 @@ pub enum Forward {
 }
 
 impl Pairings {
-    /// The rendezvous handed out `token`; accept bindings for it until `expires`.
-    pub fn allow(&mut self, token: [u8; 16], expires: Instant) {
+    /// The rendezvous handed out `token` to two ends it saw at `observed`;
+    /// accept bindings for it until `expires`.
+    pub fn allow(&mut self, token: [u8; 16], expires: Instant, observed: Observed) {
         if self.tokens.len() < PAIRS_MAX {
-            self.tokens.entry(token).or_insert(Pair { expires, client: None, server: None });
+            self.tokens.entry(token).or_insert(Pair { expires, observed, client: None, server: None });
         }
     }
 
@@ -114,7 +141,13 @@ impl Pairings {
         self.routes.insert(client, (server, token));
         self.routes.insert(server, (client, token));
         let bound = Datagram::RelayBound { token };
-        Forward::Reply(vec![(client, bound), (server, bound)])
+        let mut reply = Vec::with_capacity(3);
+        if remapped(client, pair.observed.client) || remapped(server, pair.observed.server) {
+            // Before the bound, so a client that has it stops waiting.
+            reply.push((client, Datagram::NoDirectPath { token }));
+        }
+        reply.extend([(client, bound), (server, bound)]);
+        Forward::Reply(reply)
     }
 
     /// Forgets lapsed tokens and idle pairs.
@@ -157,6 +190,12 @@ mod tests {
         Leg::Udp(s.parse().unwrap())
     }
 
+    /// The rendezvous saw both ends where they bind from.
+    fn seen(client: Leg, server: Leg) -> Observed {
+        let (Leg::Udp(client), Leg::Udp(server)) = (client, server) else { unreachable!("UDP legs") };
+        Observed { client, server }
+    }
+
     fn bind(token: u8, side: RelaySide) -> Vec<u8> {
         Datagram::RelayBind { token: [token; 16], side }.encode()
     }
@@ -167,7 +206,7 @@ mod tests {
         let mut p = Pairings::default();
         let (a, b, stranger) = (addr("198.51.100.2:4000"), addr("198.51.100.3:5000"), addr("203.0.113.66:1"));
         assert_eq!(p.on_datagram(now, a, &bind(1, RelaySide::Client)), Forward::Drop, "unknown token");
-        p.allow([1; 16], now + Duration::from_secs(60));
+        p.allow([1; 16], now + Duration::from_secs(60), seen(a, b));
         assert_eq!(
             p.on_datagram(now, a, &bind(1, RelaySide::Client)),
             Forward::Drop,
@@ -193,11 +232,11 @@ mod tests {
         let mut p = Pairings::default();
         let (agent1, agent2, viewer) =
             (addr("198.51.100.2:1"), addr("198.51.100.2:2"), addr("198.51.100.6:9"));
-        p.allow([1; 16], now + Duration::from_secs(60));
+        p.allow([1; 16], now + Duration::from_secs(60), seen(agent1, viewer));
         p.on_datagram(now, agent1, &bind(1, RelaySide::Client));
         p.on_datagram(now, viewer, &bind(1, RelaySide::Server));
         let later = now + Duration::from_secs(10);
-        p.allow([2; 16], later + Duration::from_secs(60));
+        p.allow([2; 16], later + Duration::from_secs(60), seen(agent2, viewer));
         p.on_datagram(later, agent2, &bind(2, RelaySide::Client));
         p.on_datagram(later, viewer, &bind(2, RelaySide::Server));
         assert_eq!(p.on_datagram(later, viewer, &[0xc3; 10]), Forward::To(agent2));
@@ -214,12 +253,12 @@ mod tests {
         let now = Instant::now();
         let mut p = Pairings::default();
         let (a, b) = (addr("127.0.0.1:1"), addr("127.0.0.1:2"));
-        p.allow([2; 16], now + Duration::from_secs(1));
+        p.allow([2; 16], now + Duration::from_secs(1), seen(a, b));
         assert_eq!(
             p.on_datagram(now + Duration::from_secs(2), a, &bind(2, RelaySide::Client)),
             Forward::Drop
         );
-        p.allow([3; 16], now + Duration::from_secs(60));
+        p.allow([3; 16], now + Duration::from_secs(60), seen(a, b));
         p.on_datagram(now, a, &bind(3, RelaySide::Client));
         p.on_datagram(now, b, &bind(3, RelaySide::Server));
         p.sweep(now + Duration::from_secs(2));
@@ -227,5 +266,46 @@ mod tests {
         p.sweep(now + PAIR_IDLE + Duration::from_secs(61));
         assert!(p.is_empty());
         assert_eq!(p.on_datagram(now + Duration::from_secs(200), a, &[0xc3; 10]), Forward::Drop);
+    }
+
+    #[test]
+    fn an_end_bound_from_another_port_than_the_rendezvous_saw_means_no_direct_path() {
+        let now = Instant::now();
+        let mut p = Pairings::default();
+        let (agent, viewer) = (addr("198.51.100.2:40000"), addr("203.0.113.7:5000"));
+        let bound = |t: u8| Datagram::RelayBound { token: [t; 16] };
+        let none = |t: u8| Datagram::NoDirectPath { token: [t; 16] };
+        // Each end's NAT in turn gave the relay another port.
+        for (token, observed) in [
+            (1, seen(addr("198.51.100.2:39999"), viewer)),
+            (2, seen(agent, addr("203.0.113.7:5001"))),
+            (3, seen(addr("198.51.100.9:40000"), viewer)),
+        ] {
+            p.allow([token; 16], now + Duration::from_secs(60), observed);
+            p.on_datagram(now, agent, &bind(token, RelaySide::Client));
+            assert_eq!(
+                p.on_datagram(now, viewer, &bind(token, RelaySide::Server)),
+                Forward::Reply(vec![(agent, none(token)), (agent, bound(token)), (viewer, bound(token))]),
+                "token {token}"
+            );
+        }
+        // Seen the same, one of them as an IPv4-mapped IPv6 address: punching may work.
+        let mapped = Observed {
+            client: "[::ffff:198.51.100.2]:40000".parse().unwrap(),
+            server: seen(agent, viewer).server,
+        };
+        p.allow([4; 16], now + Duration::from_secs(60), mapped);
+        p.on_datagram(now, agent, &bind(4, RelaySide::Client));
+        assert_eq!(
+            p.on_datagram(now, viewer, &bind(4, RelaySide::Server)),
+            Forward::Reply(vec![(agent, bound(4)), (viewer, bound(4))])
+        );
+        // A tunnel end has no mapping to compare.
+        p.allow([5; 16], now + Duration::from_secs(60), seen(agent, viewer));
+        p.on_datagram(now, Leg::Tcp(7), &bind(5, RelaySide::Client));
+        assert_eq!(
+            p.on_datagram(now, viewer, &bind(5, RelaySide::Server)),
+            Forward::Reply(vec![(Leg::Tcp(7), bound(5)), (viewer, bound(5))])
+        );
     }
 }

@@ -17,7 +17,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
-use super::relay::{Forward, Leg, Pairings};
+use super::relay::{Forward, Leg, Observed, Pairings};
 use crate::net::tunnel::write_frames;
 
 /// Most tunnel connections at once.
@@ -88,9 +88,10 @@ impl Relay {
         self.tcp
     }
 
-    /// Accept bindings for `token` until `expires`.
-    pub fn allow(&self, token: [u8; 16], expires: Instant) {
-        self.pairings.lock().expect("not poisoned").allow(token, expires);
+    /// Accept bindings for `token` until `expires` from two ends the
+    /// rendezvous saw at `observed`.
+    pub fn allow(&self, token: [u8; 16], expires: Instant, observed: Observed) {
+        self.pairings.lock().expect("not poisoned").allow(token, expires, observed);
     }
 }
 

@@ -463,9 +463,9 @@ async fn core(
                         handle.close(code.to_u32().into(), reason.as_bytes());
                     }
                 }
-                Action::AllowRelay { token, expires } => {
+                Action::AllowRelay { token, expires, observed } => {
                     if let Some(relay) = &relay {
-                        relay.allow(token, expires);
+                        relay.allow(token, expires, observed);
                     }
                 }
             }
