@@ -63,6 +63,11 @@ bench-session runs="20" keys="200":
     cargo build --release --quiet
     lab/bench-session {{runs}} {{keys}} tigervnc loopback eim
 
+# Key on the technician's keyboard -> the technician's screen, the real windows, TigerVNC's viewer beside it.
+bench-glass:
+    LIFEBUOY_SETUP_VNC=1 scripts/setup
+    cargo bench --bench glass_to_glass
+
 # Fuzz every protocol decoder for {{fuzz_seconds}} s each (needs nightly; installs cargo-fuzz).
 fuzz:
     command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
