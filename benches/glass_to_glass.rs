@@ -21,13 +21,12 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{xvfb, Started};
 use x11rb::connection::Connection;
 use x11rb::protocol::damage::{ConnectionExt as _, ReportLevel};
 use x11rb::protocol::xproto::{ConnectionExt as _, ImageFormat};
-use x11rb::protocol::xtest::ConnectionExt as _;
 use x11rb::protocol::Event;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lifebuoy");
@@ -73,12 +72,7 @@ fn measure(display: &str, region: Region) -> Vec<f64> {
     conn.damage_query_version(1, 1).unwrap().reply().unwrap();
     let damage = conn.generate_id().unwrap();
     conn.damage_create(damage, root, ReportLevel::NON_EMPTY).unwrap().check().unwrap();
-    let setup = conn.setup();
-    let (min, max) = (setup.min_keycode, setup.max_keycode);
-    let map = conn.get_keyboard_mapping(min, max - min + 1).unwrap().reply().unwrap();
-    let per = map.keysyms_per_keycode as usize;
-    let index = map.keysyms.chunks(per).position(|syms| syms.first() == Some(&0x78)).expect("a key for 'x'");
-    let keycode = min + index as u8;
+    let keycode = common::keycode_of_x(&conn);
     let pixels = || {
         let Region { x, y, w, h } = region;
         conn.get_image(ImageFormat::Z_PIXMAP, root, x, y, w, h, !0).unwrap().reply().unwrap().data
@@ -91,10 +85,7 @@ fn measure(display: &str, region: Region) -> Vec<f64> {
         conn.damage_subtract(damage, x11rb::NONE, x11rb::NONE).unwrap();
         conn.get_input_focus().unwrap().reply().unwrap();
         while conn.poll_for_event().unwrap().is_some() {}
-        let started = Instant::now();
-        conn.xtest_fake_input(2, keycode, 0, root, 0, 0, 0).unwrap(); // KeyPress
-        conn.xtest_fake_input(3, keycode, 0, root, 0, 0, 0).unwrap(); // KeyRelease
-        conn.flush().unwrap();
+        let started = common::tap(&conn, root, keycode);
         loop {
             if let Event::DamageNotify(_) = conn.wait_for_event().unwrap() {
                 // Subtract first: drawing after it reports again.
@@ -169,7 +160,7 @@ fn tigervnc() -> Option<Vec<f64>> {
     }
     let mut started = Started(Vec::new());
     let port = 26000 + std::process::id() % 1000;
-    let mut server = Command::new("Xtigervnc")
+    let server = Command::new("Xtigervnc")
         .args([
             "-displayfd",
             "1",
@@ -186,14 +177,7 @@ fn tigervnc() -> Option<Vec<f64>> {
         .stderr(Stdio::null())
         .spawn()
         .expect("Xtigervnc");
-    let mut out = server.stdout.take().unwrap();
-    started.0.push(server);
-    let mut number = String::new();
-    let mut byte = [0u8; 1];
-    while std::io::Read::read(&mut out, &mut byte).unwrap() == 1 && byte[0] != b'\n' {
-        number.push(byte[0] as char);
-    }
-    let customer = format!(":{number}");
+    let customer = common::display_of(&mut started, server);
     terminal(&mut started, &customer);
     let technician = xvfb(&mut started, "1920x1080x24");
     let viewer = Command::new("xtigervncviewer")

@@ -17,7 +17,7 @@ mod common;
 
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{session_pair, xvfb, Started};
 use lifebuoy::proto::codec::{Image, Rect};
@@ -26,7 +26,6 @@ use lifebuoy::screen::x11::X11Capture;
 use lifebuoy::session::IncomingStream;
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::ConnectionExt as _;
-use x11rb::protocol::xtest::ConnectionExt as _;
 
 const KEYS: usize = 100;
 /// Where the typing terminal is: its changes are the ones timed.
@@ -66,13 +65,7 @@ async fn measure(display: &str, receiver: &ScreenReceiver) -> (Vec<f64>, Vec<f64
     watch.damage_query_version(1, 1).unwrap().reply().unwrap();
     let damage = watch.generate_id().unwrap();
     watch.damage_create(damage, root, ReportLevel::BOUNDING_BOX).unwrap().check().unwrap();
-    // The keycode that types 'x' in this keymap.
-    let setup = conn.setup();
-    let (min, max) = (setup.min_keycode, setup.max_keycode);
-    let map = conn.get_keyboard_mapping(min, max - min + 1).unwrap().reply().unwrap();
-    let per = map.keysyms_per_keycode as usize;
-    let index = map.keysyms.chunks(per).position(|syms| syms.first() == Some(&0x78)).expect("a key for 'x'");
-    let keycode = min + index as u8;
+    let keycode = common::keycode_of_x(&conn);
     let mut image = receiver.image.clone();
     let (mut times, mut drawn) = (Vec::new(), Vec::new());
     for _ in 0..KEYS {
@@ -83,10 +76,7 @@ async fn measure(display: &str, receiver: &ScreenReceiver) -> (Vec<f64>, Vec<f64
         watch.damage_subtract(damage, x11rb::NONE, x11rb::NONE).unwrap();
         watch.get_input_focus().unwrap().reply().unwrap();
         while watch.poll_for_event().unwrap().is_some() {}
-        let started = Instant::now();
-        conn.xtest_fake_input(2, keycode, 0, root, 0, 0, 0).unwrap(); // KeyPress
-        conn.xtest_fake_input(3, keycode, 0, root, 0, 0, 0).unwrap(); // KeyRelease
-        conn.flush().unwrap();
+        let started = common::tap(&conn, root, keycode);
         let drawn_at = loop {
             use x11rb::protocol::Event;
             if let Event::DamageNotify(d) = watch.wait_for_event().unwrap() {

@@ -55,8 +55,9 @@ impl Default for RemoteView {
     }
 }
 
-/// A window falling behind by more than this share of the tiles uploads
-/// the whole image: one large upload costs less than many small ones.
+/// Where more than 1/PARTIAL_UP_TO of the tiles changed (a window that
+/// fell behind, a page scrolled), the whole image goes up: one large
+/// upload costs less than many small ones.
 const PARTIAL_UP_TO: usize = 2;
 
 /// One rectangle of the image, BGRA (alpha ignored: X leaves it 0), in

@@ -20,12 +20,18 @@ impl Drop for Started {
 /// Starts Xvfb on a free display (it picks one and writes its number to
 /// the descriptor given, here its standard output).
 pub fn xvfb(started: &mut Started, size: &str) -> String {
-    let mut child = Command::new("Xvfb")
+    let child = Command::new("Xvfb")
         .args(["-displayfd", "1", "-screen", "0", size, "-noreset", "-nolisten", "tcp"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("Xvfb must be installed (scripts/setup)");
+    display_of(started, child)
+}
+
+/// The display an X server started with `-displayfd 1` and a piped
+/// standard output has chosen; the server joins `started`.
+pub fn display_of(started: &mut Started, mut child: Child) -> String {
     let mut out = child.stdout.take().unwrap();
     started.0.push(child);
     let mut number = String::new();
@@ -33,8 +39,30 @@ pub fn xvfb(started: &mut Started, size: &str) -> String {
     while out.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
         number.push(byte[0] as char);
     }
-    assert!(!number.is_empty(), "Xvfb did not report its display");
+    assert!(!number.is_empty(), "the X server did not report its display");
     format!(":{number}")
+}
+
+/// Presses and releases `keycode` with XTEST, as a keyboard would; returns
+/// when the request left.
+pub fn tap(conn: &impl x11rb::connection::Connection, root: u32, keycode: u8) -> std::time::Instant {
+    use x11rb::protocol::xtest::ConnectionExt as _;
+    let started = std::time::Instant::now();
+    conn.xtest_fake_input(2, keycode, 0, root, 0, 0, 0).unwrap(); // KeyPress
+    conn.xtest_fake_input(3, keycode, 0, root, 0, 0, 0).unwrap(); // KeyRelease
+    conn.flush().unwrap();
+    started
+}
+
+/// The keycode that types `x` in the X server's keymap.
+pub fn keycode_of_x(conn: &impl x11rb::connection::Connection) -> u8 {
+    use x11rb::protocol::xproto::ConnectionExt as _;
+    let setup = conn.setup();
+    let (min, max) = (setup.min_keycode, setup.max_keycode);
+    let map = conn.get_keyboard_mapping(min, max - min + 1).unwrap().reply().unwrap();
+    let per = map.keysyms_per_keycode as usize;
+    let index = map.keysyms.chunks(per).position(|syms| syms.first() == Some(&0x78)).expect("a key for 'x'");
+    min + index as u8
 }
 
 pub fn xterm(started: &mut Started, display: &str) -> String {
