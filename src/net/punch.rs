@@ -131,9 +131,9 @@ fn path_of(endpoint: &PeerEndpoint, go: &Go, addr: SocketAddr, relay: Option<Soc
     }
 }
 
-/// Tells the relay which end we are until it confirms the pairing.
-/// Binds to the relay; returns whether the relay said no direct path can
-/// open (it says so just before it says bound).
+/// Tells the relay which end we are until it confirms the pairing;
+/// returns whether it said no direct path can open (it says so just
+/// before it says bound).
 async fn bind_relay(endpoint: &PeerEndpoint, relay: SocketAddr, token: [u8; 16], side: RelaySide) -> bool {
     let bind = Datagram::RelayBind { token, side };
     let mut tick = tokio::time::interval(BIND_EVERY);
@@ -153,8 +153,9 @@ async fn bind_relay(endpoint: &PeerEndpoint, relay: SocketAddr, token: [u8; 16],
     }
 }
 
-/// Returns when the relay says no direct path can open (a repeat that
-/// came after the bound, had the first been lost or overtaken).
+/// Returns when the relay says no direct path can open: its word came
+/// after the bound (overtaken), or only a repeat of it arrived (the relay
+/// repeats it with every bind the viewer sends until the viewer is bound).
 async fn relay_says_no_direct_path(endpoint: &PeerEndpoint, relay: SocketAddr, token: [u8; 16]) {
     loop {
         match endpoint.recv().await {
