@@ -128,16 +128,16 @@ impl RemoteView {
             }
             _ => None,
         };
-        let whole = PixelRect { x: 0, y: 0, w: image.width, h: image.height };
         match (&mut self.texture, partial) {
             (Some(t), Some(rects)) => {
                 for r in rects {
                     t.set_partial([r.x as usize, r.y as usize], to_color_image(image, r), options);
                 }
             }
-            (Some(t), None) => t.set(to_color_image(image, whole), options),
+            (Some(t), None) => t.set(to_color_image(image, image.rect()), options),
             (None, _) => {
-                self.texture = Some(ctx.load_texture("remote-screen", to_color_image(image, whole), options))
+                self.texture =
+                    Some(ctx.load_texture("remote-screen", to_color_image(image, image.rect()), options))
             }
         }
         (self.seq, self.size, self.monitor) = (frame.seq, size, frame.monitor);
@@ -329,8 +329,10 @@ mod tests {
             let deltas = out.textures_delta.set.get(&id).map(|d| d.to_vec()).unwrap_or_default();
             out.textures_delta.clear();
             let uploaded = deltas.iter().map(|d| apply(&mut self.gpu, self.latest.width as usize, d)).sum();
-            let whole = PixelRect { x: 0, y: 0, w: self.latest.width, h: self.latest.height };
-            assert!(self.gpu == to_color_image(&self.latest, whole).pixels, "the texture shows the screen");
+            assert!(
+                self.gpu == to_color_image(&self.latest, self.latest.rect()).pixels,
+                "the texture shows the screen"
+            );
             uploaded
         }
     }
@@ -375,9 +377,9 @@ mod tests {
         rig.send(&screen);
         paint(&mut screen, PixelRect { x: 950, y: 690, w: 50, h: 10 }, 3);
         rig.send(&screen);
-        let tiles = 1 + 4 + 2;
-        let uploaded = rig.show();
-        assert!(uploaded <= tiles * 64 * 64 && uploaded > 4 * 64 * 64, "the union of the three: {uploaded}");
+        // One tile, four, and two cut ones (the last column is 40 wide,
+        // the last row 60 high): their union, each once.
+        assert_eq!(rig.show(), 64 * 64 + 4 * 64 * 64 + (64 + 40) * 60, "the union of the three");
 
         // Another scale: the same image, the whole texture again.
         rig.view.scale = Scale::Actual;

@@ -70,6 +70,11 @@ impl Image {
         Image { width, height, pixels: vec![0; width as usize * height as usize * 4] }
     }
 
+    /// The whole image as a rectangle.
+    pub fn rect(&self) -> Rect {
+        Rect { x: 0, y: 0, w: self.width, h: self.height }
+    }
+
     /// Bytes per row.
     pub fn stride(&self) -> usize {
         self.width as usize * 4

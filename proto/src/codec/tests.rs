@@ -271,10 +271,9 @@ fn desktop(w: u32, h: u32) -> (Image, Image) {
 
 fn place(wallpaper: &Image, window: &Image, x: u32, y: u32) -> Image {
     let mut out = wallpaper.clone();
-    let whole = Rect { x: 0, y: 0, w: window.width, h: window.height };
     for dy in 0..window.height {
         let dst = Rect { x, y, w: window.width, h: window.height };
-        out.row_mut(dst, dy).copy_from_slice(window.row(whole, dy));
+        out.row_mut(dst, dy).copy_from_slice(window.row(window.rect(), dy));
     }
     out
 }
