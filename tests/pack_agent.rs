@@ -77,6 +77,22 @@ async fn the_packed_agent_starts_with_no_set_up_and_reaches_the_companys_staff()
     assert!(status.success(), "{status}");
 }
 
+/// Runs a program this process has just written. Another test's child,
+/// forked in the moment the file was still open for writing, holds it
+/// open until it execs, and Linux refuses to run a file open for writing
+/// (ETXTBSY): try again after that moment.
+fn output_of_just_written(mut command: Command) -> std::process::Output {
+    for _ in 0..100 {
+        match command.output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            result => return result.unwrap(),
+        }
+    }
+    panic!("the file stayed busy for 2 s")
+}
+
 #[test]
 fn a_damaged_packed_agent_says_so_and_does_not_start() {
     let dir = tempfile::tempdir().unwrap();
@@ -92,7 +108,9 @@ fn a_damaged_packed_agent_says_so_and_does_not_start() {
     let n = bytes.len();
     bytes[n - 60] ^= 0x20; // inside the configuration
     std::fs::write(&agent_file, &bytes).unwrap();
-    let run = Command::new(&agent_file).env_remove("DISPLAY").output().unwrap();
+    let mut damaged = Command::new(&agent_file);
+    damaged.env_remove("DISPLAY");
+    let run = output_of_just_written(damaged);
     assert!(!run.status.success());
     assert!(
         String::from_utf8_lossy(&run.stderr).contains("damaged"),
