@@ -62,7 +62,7 @@ fn terminal(started: &mut Started, display: &str) {
         .spawn()
         .expect("xterm (scripts/setup)");
     started.0.push(child);
-    xdotool(display, &["search", "--sync", "--name", "typing", "windowfocus", "--sync"]);
+    xdotool(display, &["search", "--sync", "--onlyvisible", "--name", "typing", "windowfocus", "--sync"]);
 }
 
 /// Times KEYS presses of `x` on `display` until `region` changes; sorted ms.

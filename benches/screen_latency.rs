@@ -48,7 +48,7 @@ fn spawn_xterm(started: &mut Started, display: &str, geometry: &str, title: &str
     started.0.push(child);
     let found = Command::new("xdotool")
         .env("DISPLAY", display)
-        .args(["search", "--sync", "--name", title, "windowfocus", "--sync"])
+        .args(["search", "--sync", "--onlyvisible", "--name", title, "windowfocus", "--sync"])
         .status()
         .expect("xdotool (scripts/setup)");
     assert!(found.success());
@@ -139,7 +139,7 @@ fn main() {
         // Keep typing into the first terminal.
         Command::new("xdotool")
             .env("DISPLAY", &display)
-            .args(["search", "--name", "typing", "windowfocus", "--sync"])
+            .args(["search", "--onlyvisible", "--name", "typing", "windowfocus", "--sync"])
             .status()
             .unwrap();
         let busy = measure(&display, &receiver).await;

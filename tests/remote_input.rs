@@ -176,7 +176,7 @@ async fn typing_target(r: &mut Remote) -> tempfile::TempPath {
         .spawn()
         .expect("xterm (scripts/setup)");
     r.started.0.push(child);
-    r.xdotool(&["search", "--sync", "--name", "typing-target", "windowfocus", "--sync"]);
+    r.xdotool(&["search", "--sync", "--onlyvisible", "--name", "typing-target", "windowfocus", "--sync"]);
     tokio::time::sleep(Duration::from_millis(500)).await;
     file
 }
