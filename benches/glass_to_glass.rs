@@ -19,7 +19,6 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -29,7 +28,6 @@ use x11rb::protocol::damage::{ConnectionExt as _, ReportLevel};
 use x11rb::protocol::xproto::{ConnectionExt as _, ImageFormat};
 use x11rb::protocol::Event;
 
-const BIN: &str = env!("CARGO_BIN_EXE_lifebuoy");
 const KEYS: usize = 100;
 /// The remote terminal: `cat` with the tty's echo off shows each key once.
 const TERMINAL: &str = "stty -icanon -echo; cat";
@@ -102,49 +100,14 @@ fn measure(display: &str, region: Region) -> Vec<f64> {
     times
 }
 
-fn id(dir: &Path, rendezvous: bool) -> String {
-    let mut c = Command::new(BIN);
-    c.arg("--config-dir").arg(dir).arg("id");
-    if rendezvous {
-        c.arg("--rendezvous");
-    }
-    let out = c.stderr(Stdio::null()).output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn quiet(started: &mut Started, mut c: Command) {
-    started.0.push(c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
-}
-
 fn lifebuoy() -> Vec<f64> {
     let mut started = Started(Vec::new());
     let work = tempfile::tempdir().unwrap();
     let (customer, technician) = (xvfb(&mut started, "1280x800x24"), xvfb(&mut started, "1920x1080x24"));
     terminal(&mut started, &customer);
-    let (rv_pin, tech) = (id(&work.path().join("rv"), true), id(&work.path().join("tech"), false));
-    let staff = work.path().join("staff.toml");
-    std::fs::write(&staff, format!("[[staff]]\nname = \"Anna\"\nfingerprint = \"{tech}\"\n")).unwrap();
-    let listen = format!("127.0.0.1:{}", 21000 + std::process::id() % 20000);
-    let mut rv = Command::new(BIN);
-    rv.arg("--config-dir").arg(work.path().join("rv"));
-    rv.args(["rendezvous", "--listen", &listen, "--staff"]).arg(&staff);
-    quiet(&mut started, rv);
-    std::thread::sleep(Duration::from_millis(500));
-    let mut viewer = Command::new(BIN);
-    viewer.env("DISPLAY", &technician).arg("--config-dir").arg(work.path().join("tech"));
-    viewer.args(["viewer", "--rendezvous", &listen, "--rendezvous-pin", &rv_pin, "--lang", "en"]);
-    quiet(&mut started, viewer);
-    let window = xdotool(&technician, &["search", "--sync", "--name", "technician$"]);
-    xdotool(&technician, &["windowmove", &window, "0", "0"]);
-    std::thread::sleep(Duration::from_millis(1500));
-    let mut agent = Command::new(BIN);
-    agent.env("DISPLAY", &customer);
-    agent.args(["agent", "--rendezvous", &listen, "--rendezvous-pin", &rv_pin, "--staff", "Anna"]);
-    quiet(&mut started, agent);
-    // Accept (where the window shows the request), then give the remote
-    // view the keyboard: a click on the remote terminal.
-    std::thread::sleep(Duration::from_millis(1500));
-    xdotool(&technician, &["mousemove", "--window", &window, "40", "125", "click", "1"]);
+    let window = common::viewer_window_session(&mut started, work.path(), &customer, &technician);
+    // Give the remote view the keyboard once the picture is there: a click
+    // on the remote terminal.
     std::thread::sleep(Duration::from_secs(3));
     xdotool(&technician, &["windowfocus", "--sync", &window]);
     xdotool(&technician, &["mousemove", "--window", &window, "250", "150", "click", "1"]);

@@ -143,6 +143,22 @@ impl Both {
         });
     }
 
+    /// A click into the picture (at 500,450 in the window), which gives
+    /// the remote view the keyboard.
+    fn click_view(&mut self) {
+        let at = egui::pos2(500.0, 450.0);
+        self.viewer.event(egui::Event::PointerMoved(at));
+        for pressed in [true, false] {
+            self.viewer.event(egui::Event::PointerButton {
+                pos: at,
+                button: egui::PointerButton::Primary,
+                pressed,
+                modifiers: egui::Modifiers::NONE,
+            });
+        }
+        self.step();
+    }
+
     fn codes(&self) -> (String, String) {
         let AgentStage::Connected { code: a, .. } = &self.agent.state().stage else {
             panic!("agent not connected")
@@ -201,6 +217,8 @@ fn view_only_shows_on_the_technicians_side_and_the_customer_ends() {
     both.until("the picture and the permissions", |_, v| v.remote.has_picture() && v.permissions.is_some());
     assert_eq!(both.viewer.state().remote.remote_size(), (640, 480));
     both.viewer.get_by_label("View only: the customer has not allowed control.");
+    both.click_view();
+    assert!(!both.viewer.state().remote.keyboard.routed(), "no control, no keys");
     assert!(
         both.viewer.get_by_label("Ctrl+Alt+Del").accesskit_node().is_disabled(),
         "no key combinations without control"
@@ -271,17 +289,8 @@ fn keys_typed_into_the_remote_view_reach_the_customers_terminal() {
     both.until("the picture and control", |_, v| v.remote.has_picture() && v.control());
     // The technician clicks into the middle of the picture (the root
     // window there, away from the terminal, which keeps the focus) and types.
-    let at = egui::pos2(500.0, 450.0);
-    both.viewer.event(egui::Event::PointerMoved(at));
-    for pressed in [true, false] {
-        both.viewer.event(egui::Event::PointerButton {
-            pos: at,
-            button: egui::PointerButton::Primary,
-            pressed,
-            modifiers: egui::Modifiers::NONE,
-        });
-    }
-    both.step();
+    both.click_view();
+    assert!(both.viewer.state().remote.keyboard.routed(), "the window's keys skip egui now");
     both.viewer.event(egui::Event::Text("Grüße 42".into()));
     both.viewer.key_press(egui::Key::Enter);
     both.until("the terminal got the line", |_, _| {
@@ -289,6 +298,10 @@ fn keys_typed_into_the_remote_view_reach_the_customers_terminal() {
     });
     assert_eq!(std::fs::read_to_string(&typed).unwrap(), "Grüße 42\n");
     assert!(both.viewer.state().remote.sent >= 4, "moves, the click, the text, Enter");
+    both.viewer.get_by_label("End session").click();
+    both.until("the session has ended", |_, v| v.stage == ViewerStage::Ready);
+    both.step();
+    assert!(!both.viewer.state().remote.keyboard.routed(), "no view, the keys are the window's again");
 }
 
 /// A file as the desktop hands it over when dropped.

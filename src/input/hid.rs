@@ -1,6 +1,7 @@
 //! Physical keys by their USB HID usage (page 7), the one key code the
-//! wire uses: egui's US-layout key names in, the agent's system key codes
-//! out. Tables, no logic.
+//! wire uses: the window system's key positions (winit's, and egui's
+//! US-layout key names) in, the agent's system key codes out. Tables, no
+//! logic.
 
 /// HID usages of the modifier keys, 0xE0..=0xE7.
 pub mod usage {
@@ -111,6 +112,153 @@ pub fn from_egui(key: egui::Key) -> Option<u16> {
         K::ArrowLeft => 0x50,
         K::ArrowDown => 0x51,
         K::ArrowUp => 0x52,
+        _ => return None,
+    })
+}
+
+/// The HID usage of a key position as winit reports it (W3C `code`
+/// names, which were taken from HID): every key the agent can press.
+pub fn from_winit(code: winit::keyboard::KeyCode) -> Option<u16> {
+    use winit::keyboard::KeyCode as C;
+    const LETTERS: [C; 26] = [
+        C::KeyA,
+        C::KeyB,
+        C::KeyC,
+        C::KeyD,
+        C::KeyE,
+        C::KeyF,
+        C::KeyG,
+        C::KeyH,
+        C::KeyI,
+        C::KeyJ,
+        C::KeyK,
+        C::KeyL,
+        C::KeyM,
+        C::KeyN,
+        C::KeyO,
+        C::KeyP,
+        C::KeyQ,
+        C::KeyR,
+        C::KeyS,
+        C::KeyT,
+        C::KeyU,
+        C::KeyV,
+        C::KeyW,
+        C::KeyX,
+        C::KeyY,
+        C::KeyZ,
+    ];
+    const DIGITS: [C; 10] = [
+        C::Digit1,
+        C::Digit2,
+        C::Digit3,
+        C::Digit4,
+        C::Digit5,
+        C::Digit6,
+        C::Digit7,
+        C::Digit8,
+        C::Digit9,
+        C::Digit0,
+    ];
+    const F1_TO_F24: [C; 24] = [
+        C::F1,
+        C::F2,
+        C::F3,
+        C::F4,
+        C::F5,
+        C::F6,
+        C::F7,
+        C::F8,
+        C::F9,
+        C::F10,
+        C::F11,
+        C::F12,
+        C::F13,
+        C::F14,
+        C::F15,
+        C::F16,
+        C::F17,
+        C::F18,
+        C::F19,
+        C::F20,
+        C::F21,
+        C::F22,
+        C::F23,
+        C::F24,
+    ];
+    const KEYPAD_1_TO_0: [C; 10] = [
+        C::Numpad1,
+        C::Numpad2,
+        C::Numpad3,
+        C::Numpad4,
+        C::Numpad5,
+        C::Numpad6,
+        C::Numpad7,
+        C::Numpad8,
+        C::Numpad9,
+        C::Numpad0,
+    ];
+    let at = |table: &[C]| table.iter().position(|&c| c == code).map(|i| i as u16);
+    if let Some(i) = at(&LETTERS) {
+        return Some(0x04 + i);
+    }
+    if let Some(i) = at(&DIGITS) {
+        return Some(0x1E + i);
+    }
+    if let Some(i) = at(&F1_TO_F24) {
+        return Some(if i < 12 { 0x3A + i } else { 0x68 + i - 12 });
+    }
+    if let Some(i) = at(&KEYPAD_1_TO_0) {
+        return Some(0x59 + i);
+    }
+    Some(match code {
+        C::Enter => 0x28,
+        C::Escape => 0x29,
+        C::Backspace => 0x2A,
+        C::Tab => 0x2B,
+        C::Space => 0x2C,
+        C::Minus => 0x2D,
+        C::Equal => 0x2E,
+        C::BracketLeft => 0x2F,
+        C::BracketRight => 0x30,
+        C::Backslash => 0x31,
+        C::Semicolon => 0x33,
+        C::Quote => 0x34,
+        C::Backquote => 0x35,
+        C::Comma => 0x36,
+        C::Period => 0x37,
+        C::Slash => 0x38,
+        C::CapsLock => 0x39,
+        C::PrintScreen => 0x46,
+        C::ScrollLock => 0x47,
+        C::Pause => 0x48,
+        C::Insert => 0x49,
+        C::Home => 0x4A,
+        C::PageUp => 0x4B,
+        C::Delete => 0x4C,
+        C::End => 0x4D,
+        C::PageDown => 0x4E,
+        C::ArrowRight => 0x4F,
+        C::ArrowLeft => 0x50,
+        C::ArrowDown => 0x51,
+        C::ArrowUp => 0x52,
+        C::NumLock => 0x53,
+        C::NumpadDivide => 0x54,
+        C::NumpadMultiply => 0x55,
+        C::NumpadSubtract => 0x56,
+        C::NumpadAdd => 0x57,
+        C::NumpadEnter => 0x58,
+        C::NumpadDecimal => 0x63,
+        C::IntlBackslash => 0x64,
+        C::ContextMenu => 0x65,
+        C::ControlLeft => usage::LEFT_CTRL,
+        C::ShiftLeft => usage::LEFT_SHIFT,
+        C::AltLeft => usage::LEFT_ALT,
+        C::SuperLeft => usage::LEFT_GUI,
+        C::ControlRight => usage::RIGHT_CTRL,
+        C::ShiftRight => usage::RIGHT_SHIFT,
+        C::AltRight => usage::RIGHT_ALT,
+        C::SuperRight => usage::RIGHT_GUI,
         _ => return None,
     })
 }
@@ -242,6 +390,58 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), keys.len());
+    }
+
+    #[test]
+    fn winit_positions_agree_with_egui_names_and_each_has_its_own_system_code() {
+        use egui::Key as K;
+        use winit::keyboard::KeyCode as C;
+        let both = [
+            (C::KeyA, K::A),
+            (C::KeyZ, K::Z),
+            (C::Digit1, K::Num1),
+            (C::Digit0, K::Num0),
+            (C::F1, K::F1),
+            (C::F12, K::F12),
+            (C::F13, K::F13),
+            (C::F24, K::F24),
+            (C::Enter, K::Enter),
+            (C::Backquote, K::Backtick),
+            (C::Slash, K::Slash),
+            (C::ArrowUp, K::ArrowUp),
+            (C::PageDown, K::PageDown),
+        ];
+        for (code, key) in both {
+            assert_eq!(from_winit(code), from_egui(key), "{code:?}");
+        }
+        // Keys egui has no name for: the German <> key, the keypad, locks.
+        let winit_only = [
+            C::IntlBackslash,
+            C::CapsLock,
+            C::NumpadEnter,
+            C::Numpad0,
+            C::Numpad9,
+            C::NumpadDecimal,
+            C::PrintScreen,
+            C::ContextMenu,
+            C::ShiftLeft,
+            C::AltRight,
+            C::SuperRight,
+        ];
+        let mut codes = Vec::new();
+        for code in both.map(|(c, _)| c).into_iter().chain(winit_only) {
+            let usage = from_winit(code).unwrap();
+            codes.push(to_evdev(usage).unwrap_or_else(|| panic!("{code:?}")));
+            assert!(to_scancode(usage).is_some(), "{code:?}");
+        }
+        // linux/input-event-codes.h: KEY_102ND, KEY_KPENTER, KEY_RIGHTALT.
+        assert_eq!(&codes[13..16], &[86, 58, 96]);
+        assert_eq!(to_evdev(from_winit(C::AltRight).unwrap()), Some(100));
+        let n = codes.len();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), n, "two positions share a key");
+        assert_eq!(from_winit(C::MediaPlayPause), None);
     }
 
     #[test]

@@ -167,7 +167,7 @@ fn logical(key: egui::Key) -> Option<char> {
 }
 
 /// Text in messages of at most TEXT_MAX bytes, control characters dropped.
-fn push_text(text: &str, out: &mut Vec<Input>) {
+pub(crate) fn push_text(text: &str, out: &mut Vec<Input>) {
     let mut chunk = String::new();
     for c in text.chars().filter(|c| !c.is_control()) {
         if chunk.len() + c.len_utf8() > TEXT_MAX {

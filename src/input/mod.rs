@@ -1,10 +1,12 @@
 //! Remote input: the technician's mouse and keyboard on the customer's
-//! machine. The viewer maps its window's events (`map`), sends them on one
+//! machine. The viewer maps its window's events (`map`; its keys straight
+//! from the window system, `keys`), sends them on one
 //! ordered stream (`stream`), and the agent applies them (`inject`),
 //! releasing whatever it holds when anything ends.
 
 pub mod hid;
 pub mod inject;
+pub mod keys;
 pub mod map;
 pub mod stream;
 

@@ -399,7 +399,8 @@ fn show(window: AgentWindow, wake: super::app::Waker, on_close: fn(&AgentWindow)
         w.ui(ui);
         w.exit
     };
-    super::app::run(&title, [460.0, 620.0], wake, window, draw, on_close)
+    // The customer's window forwards no keys: they all stay egui's.
+    super::app::run(&title, [460.0, 620.0], wake, Default::default(), window, draw, on_close)
 }
 
 /// Opens the customer's window and runs until the session ends or the

@@ -3,9 +3,12 @@
 //! thread, which drains it and draws. Closing the window is reported to
 //! the state (which ends the session) before the process goes on.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::mpsc;
+
+use super::keyboard::{Intercept, Keyboard};
 
 /// Wakes the UI thread once its context exists.
 #[derive(Clone, Default)]
@@ -99,15 +102,18 @@ where
 
 /// Opens a window and runs it until it closes. `draw` draws a frame and
 /// says whether the window should close; `on_close` runs once when the
-/// person closes it.
+/// person closes it; `keyboard` says when keys skip the window.
+#[allow(clippy::too_many_arguments)]
 pub fn run<W: 'static>(
     title: &str,
     size: [f32; 2],
     waker: Waker,
+    keyboard: Arc<Keyboard>,
     window: W,
     draw: impl FnMut(&mut W, &mut egui::Ui) -> bool + 'static,
     on_close: impl Fn(&W) + 'static,
 ) -> anyhow::Result<()> {
+    use winit::platform::run_on_demand::EventLoopExtRunOnDemand as _;
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title(title)
@@ -118,8 +124,25 @@ pub fn run<W: 'static>(
         ..Default::default()
     };
     let shell = Shell { window, draw, on_close, waker, closed: false };
-    eframe::run_native(title, options, Box::new(move |_cc| Ok(Box::new(shell))))
-        .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+    let opened = Arc::new(AtomicBool::new(false));
+    let mut event_loop = winit::event_loop::EventLoop::<eframe::UserEvent>::with_user_event()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))?;
+    let creator = {
+        let opened = opened.clone();
+        Box::new(move |_: &eframe::CreationContext<'_>| {
+            opened.store(true, Ordering::Relaxed);
+            Ok(Box::new(shell) as Box<dyn eframe::App>)
+        })
+    };
+    let app = eframe::create_native(title, options, creator, &event_loop);
+    event_loop
+        .run_app_on_demand(&mut Intercept::new(app, keyboard))
+        .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))?;
+    // eframe logs why it could not make the window (no OpenGL, say) and
+    // leaves its event loop without ever making the app.
+    anyhow::ensure!(opened.load(Ordering::Relaxed), "cannot open the window (see the log above)");
+    Ok(())
 }
 
 /// On SIGTERM or Ctrl+C (the service manager, `kill`, the demo ending):

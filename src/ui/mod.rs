@@ -7,6 +7,7 @@ pub mod agent;
 mod app;
 pub mod i18n;
 pub mod icon;
+pub mod keyboard;
 pub mod remote;
 pub mod transfers;
 pub mod tray;

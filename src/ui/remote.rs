@@ -15,6 +15,8 @@ use crate::input::map::{map_event, ViewGeometry};
 use crate::input::InputSender;
 use crate::screen::stream::ScreenReceiver;
 
+use super::keyboard::Keyboard;
+
 /// How the image is sized.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scale {
@@ -37,6 +39,8 @@ pub struct RemoteView {
     had_focus: bool,
     /// Inputs sent (for tests and the status line).
     pub sent: u64,
+    /// Where the window's keys go (the window's event loop reads it).
+    pub keyboard: Arc<Keyboard>,
 }
 
 impl Default for RemoteView {
@@ -51,6 +55,7 @@ impl Default for RemoteView {
             cursor: None,
             had_focus: false,
             sent: 0,
+            keyboard: Arc::default(),
         }
     }
 }
@@ -144,6 +149,12 @@ impl RemoteView {
         self.texture_scale = Some(self.scale);
     }
 
+    /// A new session: no picture, nothing held. The keyboard stays: the
+    /// window's event loop holds it.
+    pub fn reset(&mut self) {
+        *self = RemoteView { keyboard: self.keyboard.clone(), ..RemoteView::default() };
+    }
+
     /// Draws the view into the rest of `ui`; sends input when `control`.
     pub fn show(
         &mut self,
@@ -225,6 +236,9 @@ impl RemoteView {
             out.push(Input::ReleaseAll);
         }
         self.had_focus = focused;
+        // While the view has the keyboard, the window's keys skip egui
+        // (they come here only where no window system does: tests).
+        self.keyboard.route((control && focused).then_some(input));
         for i in out {
             if input.send(i).is_ok() {
                 self.sent += 1;

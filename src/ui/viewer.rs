@@ -166,7 +166,7 @@ impl ViewerWindow {
                 self.permissions = None;
                 self.transfers = Transfers::default();
                 self.messages.clear();
-                self.remote = RemoteView::default();
+                self.remote.reset();
                 let wake = ctx.clone();
                 // Every new picture or pointer state asks for a frame. Only
                 // the receivers go into the task: it ends when the session's
@@ -248,6 +248,8 @@ impl ViewerWindow {
 
     /// Polls events, takes dropped files and draws the window.
     pub fn ui(&mut self, ui: &mut egui::Ui) {
+        // Keys go to the customer only while a frame shows the view focused.
+        self.remote.keyboard.route(None);
         self.poll(ui.ctx());
         self.take_dropped(ui.ctx());
         match self.stage.clone() {
@@ -447,7 +449,16 @@ pub fn open(identity: Identity, setup: ViewerSetup, lang: Lang) -> anyhow::Resul
             w.ui(ui);
             false
         };
-        super::app::run(lang.texts().viewer_title, [1280.0, 860.0], wake, window, draw, ViewerWindow::close)
+        let keyboard = window.remote.keyboard.clone();
+        super::app::run(
+            lang.texts().viewer_title,
+            [1280.0, 860.0],
+            wake,
+            keyboard,
+            window,
+            draw,
+            ViewerWindow::close,
+        )
     };
     running.stop();
     result

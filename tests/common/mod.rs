@@ -133,11 +133,23 @@ pub fn random_file(path: &std::path::Path, size: u64, seed: u64) {
 /// A terminal at `geometry` on `display` that writes what is typed into it
 /// to `typed` (no echo), with the keyboard focus.
 pub fn typing_terminal(started: &mut Started, display: &str, geometry: &str, typed: &std::path::Path) {
+    terminal_with_tty(started, display, geometry, typed, "-echo");
+}
+
+/// `typing_terminal` with its tty set by `stty` (`raw -echo`: every byte
+/// as the terminal sends it, Ctrl+C and Enter's CR included).
+pub fn terminal_with_tty(
+    started: &mut Started,
+    display: &str,
+    geometry: &str,
+    typed: &std::path::Path,
+    stty: &str,
+) {
     let terminal = Command::new("xterm")
         .env("DISPLAY", display)
         .env("LC_ALL", "C.UTF-8")
         .args(["-u8", "-geometry", geometry, "-title", "customer-terminal", "-e", "sh", "-c"])
-        .arg(format!("stty -echo; cat > '{}'", typed.display()))
+        .arg(format!("stty {stty}; cat > '{}'", typed.display()))
         .spawn()
         .expect("xterm must be installed (scripts/setup)");
     started.0.push(terminal);
@@ -204,4 +216,75 @@ pub async fn company_of_one(name: &str) -> CompanyOfOne {
     .unwrap();
     let company = lifebuoy::roles::CompanyServer { addr: server.local_addr(), pin, tunnel_port: 9 };
     CompanyOfOne { server, company, technician: Some(technician), _staff: staff }
+}
+
+/// The real program's three roles as processes: a rendezvous on loopback,
+/// the technician's viewer window on the display `technician` (moved to
+/// 0,0), and a headless agent on `customer` asking for the technician.
+/// Accept is clicked in the window; returns the window's id once the agent
+/// says the session stands. Everything is ended with `started`.
+pub fn viewer_window_session(
+    started: &mut Started,
+    work: &std::path::Path,
+    customer: &str,
+    technician: &str,
+) -> String {
+    const BIN: &str = env!("CARGO_BIN_EXE_lifebuoy");
+    let id = |dir: &str, rendezvous: bool| {
+        let mut c = Command::new(BIN);
+        c.arg("--config-dir").arg(work.join(dir)).arg("id");
+        if rendezvous {
+            c.arg("--rendezvous");
+        }
+        let out = c.stderr(Stdio::null()).output().unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let xdotool = |args: &[&str]| {
+        let out = Command::new("timeout")
+            .arg("30")
+            .arg("xdotool")
+            .args(args)
+            .env("DISPLAY", technician)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "xdotool {args:?}");
+        String::from_utf8(out.stdout).unwrap().lines().next().unwrap_or_default().to_owned()
+    };
+    let (rv_pin, tech) = (id("rv", true), id("tech", false));
+    let staff = work.join("staff.toml");
+    std::fs::write(&staff, format!("[[staff]]\nname = \"Anna\"\nfingerprint = \"{tech}\"\n")).unwrap();
+    let listen = format!("127.0.0.1:{}", 21000 + std::process::id() % 20000);
+    let mut rv = Command::new(BIN);
+    rv.arg("--config-dir").arg(work.join("rv"));
+    rv.args(["rendezvous", "--listen", &listen, "--staff"]).arg(&staff);
+    started.0.push(rv.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    std::thread::sleep(Duration::from_millis(500));
+    let mut viewer = Command::new(BIN);
+    viewer.env("DISPLAY", technician).arg("--config-dir").arg(work.join("tech"));
+    viewer.args(["viewer", "--rendezvous", &listen, "--rendezvous-pin", &rv_pin, "--lang", "en"]);
+    started.0.push(viewer.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    let window = xdotool(&["search", "--sync", "--onlyvisible", "--name", "technician$"]);
+    xdotool(&["windowmove", "--sync", &window, "0", "0"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let said = work.join("agent.out");
+    let mut agent = Command::new(BIN);
+    agent.env("DISPLAY", customer);
+    agent.args(["agent", "--rendezvous", &listen, "--rendezvous-pin", &rv_pin, "--staff", "Anna"]);
+    agent.stdout(std::fs::File::create(&said).unwrap()).stderr(Stdio::null());
+    started.0.push(agent.spawn().unwrap());
+    // Accept is the first request's button, where the window shows it once
+    // the request has come.
+    // Clicked again only when nothing came of it for 5 s: a second click
+    // on a session already there would land in the remote view.
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(1000));
+        xdotool(&["mousemove", "--window", &window, "40", "125", "click", "1"]);
+        for _ in 0..50 {
+            std::thread::sleep(Duration::from_millis(100));
+            if std::fs::read_to_string(&said).unwrap().contains("connected:") {
+                return window;
+            }
+        }
+    }
+    panic!("no session: the agent said {:?}", std::fs::read_to_string(&said).unwrap());
 }
