@@ -86,10 +86,16 @@ where
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.waker.set(ui.ctx());
-        let done = egui::CentralPanel::default().show(ui, |ui| (self.draw)(&mut self.window, ui)).inner;
+        let frame = unfilled(ui.style());
+        let done =
+            egui::CentralPanel::default().frame(frame).show(ui, |ui| (self.draw)(&mut self.window, ui)).inner;
         if done {
             ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
         }
+    }
+
+    fn clear_color(&self, visuals: &egui::Visuals) -> [f32; 4] {
+        visuals.panel_fill.to_normalized_gamma_f32()
     }
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
@@ -98,6 +104,13 @@ where
             (self.on_close)(&self.window);
         }
     }
+}
+
+/// A central panel's frame without its fill: the window's background is
+/// the GL clear instead. On software OpenGL every pixel a shape covers
+/// costs, and a filled panel under the remote image drew the window twice.
+pub fn unfilled(style: &egui::Style) -> egui::Frame {
+    egui::Frame::central_panel(style).fill(egui::Color32::TRANSPARENT)
 }
 
 /// Opens a window and runs it until it closes. `draw` draws a frame and

@@ -409,7 +409,7 @@ impl ViewerWindow {
                 }
             });
         }
-        egui::CentralPanel::default().show(ui, |ui| {
+        egui::CentralPanel::default().frame(super::app::unfilled(ui.style())).show(ui, |ui| {
             let control = self.control();
             if let Some(view) = &self.view {
                 self.remote.show(ui, &view.screen, Some(&view.input), control);
