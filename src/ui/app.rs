@@ -108,7 +108,8 @@ where
 
 /// A central panel's frame without its fill: the window's background is
 /// the GL clear instead. On software OpenGL every pixel a shape covers
-/// costs, and a filled panel under the remote image drew the window twice.
+/// costs, and each filled panel under the remote image shaded the window
+/// once more.
 pub fn unfilled(style: &egui::Style) -> egui::Frame {
     egui::Frame::central_panel(style).fill(egui::Color32::TRANSPARENT)
 }
@@ -116,7 +117,6 @@ pub fn unfilled(style: &egui::Style) -> egui::Frame {
 /// Opens a window and runs it until it closes. `draw` draws a frame and
 /// says whether the window should close; `on_close` runs once when the
 /// person closes it; `keyboard` says when keys skip the window.
-#[allow(clippy::too_many_arguments)]
 pub fn run<W: 'static>(
     title: &str,
     size: [f32; 2],

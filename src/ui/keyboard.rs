@@ -102,8 +102,7 @@ impl ApplicationHandler<UserEvent> for Intercept<'_> {
                 }
                 return;
             }
-            Some(_) => {}
-            None => self.mapper.forget(),
+            _ => {}
         }
         if let Some((id, modifiers)) = self.modifiers_for_egui.take() {
             self.app.window_event(event_loop, id, modifiers);

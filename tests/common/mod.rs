@@ -253,10 +253,12 @@ pub fn viewer_window_session(
     let (rv_pin, tech) = (id("rv", true), id("tech", false));
     let staff = work.join("staff.toml");
     std::fs::write(&staff, format!("[[staff]]\nname = \"Anna\"\nfingerprint = \"{tech}\"\n")).unwrap();
-    let listen = format!("127.0.0.1:{}", 21000 + std::process::id() % 20000);
+    // A port the system has just handed out and taken back: free.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
     let mut rv = Command::new(BIN);
     rv.arg("--config-dir").arg(work.join("rv"));
-    rv.args(["rendezvous", "--listen", &listen, "--staff"]).arg(&staff);
+    rv.args(["rendezvous", "--no-relay", "--listen", &listen, "--staff"]).arg(&staff);
     started.0.push(rv.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
     std::thread::sleep(Duration::from_millis(500));
     let mut viewer = Command::new(BIN);
@@ -273,9 +275,8 @@ pub fn viewer_window_session(
     agent.stdout(std::fs::File::create(&said).unwrap()).stderr(Stdio::null());
     started.0.push(agent.spawn().unwrap());
     // Accept is the first request's button, where the window shows it once
-    // the request has come.
-    // Clicked again only when nothing came of it for 5 s: a second click
-    // on a session already there would land in the remote view.
+    // the request has come. Clicked again only when nothing came of it for
+    // 5 s: a second click on a session already there lands in the view.
     for _ in 0..5 {
         std::thread::sleep(Duration::from_millis(1000));
         xdotool(&["mousemove", "--window", &window, "40", "125", "click", "1"]);
