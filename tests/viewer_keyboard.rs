@@ -2,7 +2,7 @@
 //! on the technician's display): while the remote view has the focus they
 //! reach the customer's terminal, Ctrl+C, Ctrl+V and Ctrl+X included
 //! (egui keeps those for its own clipboard, so they are taken before egui
-//! sees them).
+//! sees them); typed into the window's own path field they stay there.
 
 mod common;
 
@@ -41,4 +41,32 @@ fn keys_on_the_technicians_keyboard_reach_the_customers_terminal_shortcuts_inclu
     std::thread::sleep(Duration::from_millis(300));
     let got = std::fs::read(&typed).unwrap_or_default();
     assert_eq!(got.escape_ascii().to_string(), expected.escape_ascii().to_string());
+
+    // Typing into the window's own field: "Send file …", a click into its
+    // path field, a path, "Send". The keys are the field's (the file
+    // arrives), none of them the customer's.
+    let note = work.path().join("notiz.txt");
+    std::fs::write(&note, "für den Kunden\n").unwrap();
+    xdotool(&technician, &["mousemove", "--window", &window, "490", "44", "click", "1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    xdotool(&technician, &["mousemove", "--window", &window, "200", "66", "click", "1"]);
+    xdotool(&technician, &["type", "--delay", "20", note.to_str().unwrap()]);
+    xdotool(&technician, &["mousemove", "--window", &window, "473", "66", "click", "1"]);
+    let arrived = work.path().join("customer-inbox/notiz.txt");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && std::fs::read(&arrived).ok() != std::fs::read(&note).ok() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let said = std::fs::read_to_string(work.path().join("agent.out")).unwrap();
+    assert_eq!(
+        std::fs::read(&arrived).ok(),
+        std::fs::read(&note).ok(),
+        "the path typed into the field was sent: {said}"
+    );
+    let got = std::fs::read(&typed).unwrap_or_default();
+    assert_eq!(
+        got.escape_ascii().to_string(),
+        expected.escape_ascii().to_string(),
+        "keys of the field reached the customer"
+    );
 }

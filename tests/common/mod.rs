@@ -222,7 +222,9 @@ pub async fn company_of_one(name: &str) -> CompanyOfOne {
 /// the technician's viewer window on the display `technician` (moved to
 /// 0,0), and a headless agent on `customer` asking for the technician.
 /// Accept is clicked in the window; returns the window's id once the agent
-/// says the session stands. Everything is ended with `started`.
+/// says the session stands. Keys, files received (`customer-inbox`,
+/// `technician-inbox`), audit logs and the agent's output (`agent.out`)
+/// stay in `work`. Everything is ended with `started`.
 pub fn viewer_window_session(
     started: &mut Started,
     work: &std::path::Path,
@@ -251,6 +253,9 @@ pub fn viewer_window_session(
         String::from_utf8(out.stdout).unwrap().lines().next().unwrap_or_default().to_owned()
     };
     let (rv_pin, tech) = (id("rv", true), id("tech", false));
+    for inbox in ["customer-inbox", "technician-inbox"] {
+        std::fs::create_dir_all(work.join(inbox)).unwrap();
+    }
     let staff = work.join("staff.toml");
     std::fs::write(&staff, format!("[[staff]]\nname = \"Anna\"\nfingerprint = \"{tech}\"\n")).unwrap();
     // A port the system has just handed out and taken back: free.
@@ -264,6 +269,8 @@ pub fn viewer_window_session(
     let mut viewer = Command::new(BIN);
     viewer.env("DISPLAY", technician).arg("--config-dir").arg(work.join("tech"));
     viewer.args(["viewer", "--rendezvous", &listen, "--rendezvous-pin", &rv_pin, "--lang", "en"]);
+    viewer.arg("--inbox").arg(work.join("technician-inbox"));
+    viewer.arg("--audit-log").arg(work.join("technician-audit.jsonl"));
     started.0.push(viewer.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
     let window = xdotool(&["search", "--sync", "--onlyvisible", "--name", "technician$"]);
     xdotool(&["windowmove", "--sync", &window, "0", "0"]);
@@ -272,6 +279,8 @@ pub fn viewer_window_session(
     let mut agent = Command::new(BIN);
     agent.env("DISPLAY", customer);
     agent.args(["agent", "--rendezvous", &listen, "--rendezvous-pin", &rv_pin, "--staff", "Anna"]);
+    agent.arg("--inbox").arg(work.join("customer-inbox"));
+    agent.arg("--audit-log").arg(work.join("customer-audit.jsonl"));
     agent.stdout(std::fs::File::create(&said).unwrap()).stderr(Stdio::null());
     started.0.push(agent.spawn().unwrap());
     // Accept is the first request's button, where the window shows it once
