@@ -216,6 +216,8 @@ fn view_only_shows_on_the_technicians_side_and_the_customer_ends() {
     both.accept("Accept");
     both.until("the picture and the permissions", |_, v| v.remote.has_picture() && v.permissions.is_some());
     assert_eq!(both.viewer.state().remote.remote_size(), (640, 480));
+    // Smaller than the view: shown at one pixel per pixel, not enlarged.
+    assert_eq!(both.viewer.state().remote.drawn.size(), egui::vec2(640.0, 480.0));
     both.viewer.get_by_label("View only: the customer has not allowed control.");
     both.click_view();
     assert!(!both.viewer.state().remote.keyboard.routed(), "no control, no keys");

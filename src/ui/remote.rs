@@ -1,5 +1,5 @@
 //! The customer's screen in the technician's window: the newest decoded
-//! image as a texture, fitted to the window (smooth) or at 1:1 with
+//! image as a texture, shrunk to fit the window (smooth; never enlarged) or at 1:1 with
 //! scroll bars (nearest-pixel, so text stays crisp), the customer's pointer
 //! drawn over it, and while the view has focus every key and pointer event
 //! mapped to the remote monitor and sent.
@@ -20,7 +20,7 @@ use super::keyboard::Keyboard;
 /// How the image is sized.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scale {
-    /// Fitted into the window, aspect kept.
+    /// Shrunk into the window, aspect kept; never enlarged.
     Fit,
     /// One remote pixel per screen pixel, scrolling.
     Actual,
@@ -39,6 +39,8 @@ pub struct RemoteView {
     had_focus: bool,
     /// Inputs sent (for tests and the status line).
     pub sent: u64,
+    /// Where the picture was drawn in the last frame, in points.
+    pub drawn: Rect,
     /// Where the window's keys go (the window's event loop reads it).
     pub keyboard: Arc<Keyboard>,
 }
@@ -55,6 +57,7 @@ impl Default for RemoteView {
             cursor: None,
             had_focus: false,
             sent: 0,
+            drawn: Rect::NOTHING,
             keyboard: Arc::default(),
         }
     }
@@ -169,8 +172,12 @@ impl RemoteView {
         let sense = Sense::click_and_drag().union(Sense::FOCUSABLE);
         let (response, clip) = match self.scale {
             Scale::Fit => {
+                // Shrunk to fit, never enlarged: a screen smaller than the
+                // view stays at one texel per physical pixel, crisp (the
+                // other tools' default too).
                 let avail = ui.available_size();
-                let s = (avail.x / w).min(avail.y / h).max(0.01);
+                let ppp = ui.ctx().pixels_per_point();
+                let s = (avail.x / w).min(avail.y / h).min(1.0 / ppp).max(0.01);
                 (ui.allocate_exact_size(Vec2::new(w * s, h * s), sense).1, ui.clip_rect())
             }
             Scale::Actual => {
@@ -189,6 +196,7 @@ impl RemoteView {
             response.rect.min.round_to_pixels(ui.ctx().pixels_per_point()),
             response.rect.size(),
         );
+        self.drawn = rect;
         let painter = ui.painter().with_clip_rect(clip);
         let whole = Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
         painter.image(texture.id(), rect, whole, Color32::WHITE);
