@@ -173,8 +173,7 @@ impl RemoteView {
         let (response, clip) = match self.scale {
             Scale::Fit => {
                 // Shrunk to fit, never enlarged: a screen smaller than the
-                // view stays at one texel per physical pixel, crisp (the
-                // other tools' default too).
+                // view stays at one texel per physical pixel, crisp.
                 let avail = ui.available_size();
                 let ppp = ui.ctx().pixels_per_point();
                 let s = (avail.x / w).min(avail.y / h).min(1.0 / ppp).max(0.01);
