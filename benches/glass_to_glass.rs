@@ -22,7 +22,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{xvfb, Started};
+use common::{xdotool, xvfb, Started};
 use x11rb::connection::Connection;
 use x11rb::protocol::damage::{ConnectionExt as _, ReportLevel};
 use x11rb::protocol::xproto::{ConnectionExt as _, ImageFormat};
@@ -39,18 +39,6 @@ struct Region {
     y: i16,
     w: u16,
     h: u16,
-}
-
-fn xdotool(display: &str, args: &[&str]) -> String {
-    let out = Command::new("timeout")
-        .arg("30")
-        .arg("xdotool")
-        .args(args)
-        .env("DISPLAY", display)
-        .output()
-        .expect("xdotool (scripts/setup)");
-    assert!(out.status.success(), "xdotool {args:?}");
-    String::from_utf8(out.stdout).unwrap().lines().next().unwrap_or_default().to_owned()
 }
 
 fn terminal(started: &mut Started, display: &str) {

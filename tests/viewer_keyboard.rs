@@ -6,16 +6,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{xvfb, Started};
-
-fn xdotool(display: &str, args: &[&str]) {
-    let ok =
-        Command::new("timeout").arg("30").arg("xdotool").args(args).env("DISPLAY", display).status().unwrap();
-    assert!(ok.success(), "xdotool {args:?}");
-}
+use common::{xdotool, xvfb, Started};
 
 #[test]
 fn keys_on_the_technicians_keyboard_reach_the_customers_terminal_shortcuts_included() {

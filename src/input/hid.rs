@@ -38,6 +38,14 @@ pub fn is_modifier(usage: u16) -> bool {
     (0xE0..=0xE7).contains(&usage)
 }
 
+/// Whether `usage` is a position that types a character on every layout
+/// (letters, digits, space, punctuation, the key beside left Shift): typed
+/// without Ctrl, Alt or Super it travels as its text, never as a key (with
+/// no text it is a dead key).
+pub fn types_text(usage: u16) -> bool {
+    matches!(usage, 0x04..=0x27 | 0x2C..=0x38 | 0x64)
+}
+
 /// The HID usage of an egui key (egui names keys by the US layout).
 pub fn from_egui(key: egui::Key) -> Option<u16> {
     use egui::Key as K;

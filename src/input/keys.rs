@@ -49,7 +49,7 @@ impl KeyMapper {
             // A new press decides afresh (the last release may have gone to egui).
             self.typed.remove(&code);
             let text = key.text.filter(|t| !t.is_empty() && t.chars().all(printable));
-            if !command && (text.is_some() || types_text(physical)) {
+            if !command && (text.is_some() || hid::types_text(physical)) {
                 self.typed.insert(code);
                 if let Some(text) = text {
                     map::push_text(text, out);
@@ -68,13 +68,6 @@ impl KeyMapper {
     }
 }
 
-/// The positions that type a character on every layout (letters, digits,
-/// space, punctuation, the key beside left Shift): with no text they are
-/// dead keys, never keys to press on the agent.
-fn types_text(usage: u16) -> bool {
-    matches!(usage, 0x04..=0x27 | 0x2C..=0x38 | 0x64)
-}
-
 /// Not a control character, nor one from the private use areas (macOS
 /// reports its function keys there).
 fn printable(c: char) -> bool {
@@ -87,11 +80,7 @@ fn printable(c: char) -> bool {
 /// The letter or digit the layout puts on the key (what a shortcut means).
 fn logical(key: &Key) -> Option<char> {
     let Key::Character(s) = key else { return None };
-    let mut chars = s.chars();
-    match (chars.next(), chars.next()) {
-        (Some(c), None) if c.is_ascii_alphanumeric() => Some(c.to_ascii_lowercase()),
-        _ => None,
-    }
+    map::letter_or_digit(s)
 }
 
 fn bits(held: ModifiersState) -> Modifiers {

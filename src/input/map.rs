@@ -63,27 +63,7 @@ pub fn modifiers(m: egui::Modifiers) -> Modifiers {
 /// Keys that type a character when pressed without Ctrl, Alt or Super:
 /// those come through egui's text events instead.
 fn types_text(key: egui::Key) -> bool {
-    use egui::Key as K;
-    !matches!(
-        key,
-        K::Enter
-            | K::Escape
-            | K::Backspace
-            | K::Tab
-            | K::Insert
-            | K::Delete
-            | K::Home
-            | K::End
-            | K::PageUp
-            | K::PageDown
-            | K::ArrowUp
-            | K::ArrowDown
-            | K::ArrowLeft
-            | K::ArrowRight
-            | K::Copy
-            | K::Cut
-            | K::Paste
-    ) && hid::from_egui(key).is_some_and(|u| !(0x3A..=0x45).contains(&u) && !(0x68..=0x73).contains(&u))
+    hid::from_egui(key).is_some_and(hid::types_text)
 }
 
 /// Maps one egui event; pushes what the agent must do to `out`.
@@ -158,7 +138,11 @@ pub fn map_event(geometry: &ViewGeometry, event: &Event, out: &mut Vec<Input>) {
 /// the layout), for letters and digits: what a shortcut means to the
 /// technician (Ctrl+Z on a German keyboard is the key right of T).
 fn logical(key: egui::Key) -> Option<char> {
-    let name = key.name();
+    letter_or_digit(key.name())
+}
+
+/// A name of one ASCII letter or digit, as that character in lower case.
+pub(crate) fn letter_or_digit(name: &str) -> Option<char> {
     let mut chars = name.chars();
     match (chars.next(), chars.next()) {
         (Some(c), None) if c.is_ascii_alphanumeric() => Some(c.to_ascii_lowercase()),

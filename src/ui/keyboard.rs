@@ -64,29 +64,25 @@ impl<'a> Intercept<'a> {
         }
     }
 
-    /// Sends the key to the session; false if it must go to egui after all.
-    fn forward(&mut self, to: &InputSender, event: &WindowEvent) -> bool {
-        match event {
-            // Synthetic keys are winit's guesses at focus changes: egui's.
-            WindowEvent::KeyboardInput { event: key, is_synthetic: false, .. } => {
-                let code = match key.physical_key {
-                    PhysicalKey::Code(code) => Some(code),
-                    PhysicalKey::Unidentified(_) => None,
-                };
-                let press = KeyPress {
-                    code,
-                    logical: &key.logical_key,
-                    text: key.text.as_deref(),
-                    pressed: key.state == ElementState::Pressed,
-                    repeat: key.repeat,
-                };
-                let mut out = Vec::new();
-                self.mapper.map(press, self.held, &mut out);
-                out.into_iter().all(|input| to.send(input).is_ok())
-            }
-            WindowEvent::ModifiersChanged(_) => true,
-            _ => false,
-        }
+    /// Sends a key to the session; false if it must go to egui after all
+    /// (a synthetic key, winit's guess at a focus change, or a session
+    /// whose input has closed).
+    fn send_key(&mut self, to: &InputSender, event: &WindowEvent) -> bool {
+        let WindowEvent::KeyboardInput { event: key, is_synthetic: false, .. } = event else { return false };
+        let code = match key.physical_key {
+            PhysicalKey::Code(code) => Some(code),
+            PhysicalKey::Unidentified(_) => None,
+        };
+        let press = KeyPress {
+            code,
+            logical: &key.logical_key,
+            text: key.text.as_deref(),
+            pressed: key.state == ElementState::Pressed,
+            repeat: key.repeat,
+        };
+        let mut out = Vec::new();
+        self.mapper.map(press, self.held, &mut out);
+        out.into_iter().all(|input| to.send(input).is_ok())
     }
 }
 
@@ -95,14 +91,14 @@ impl ApplicationHandler<UserEvent> for Intercept<'_> {
         if let WindowEvent::ModifiersChanged(m) = &event {
             self.held = m.state();
         }
-        match self.keyboard.target() {
-            Some(to) if self.forward(&to, &event) => {
-                if matches!(event, WindowEvent::ModifiersChanged(_)) {
-                    self.modifiers_for_egui = Some((window, event));
-                }
+        if let Some(to) = self.keyboard.target() {
+            if let WindowEvent::ModifiersChanged(_) = event {
+                self.modifiers_for_egui = Some((window, event));
                 return;
             }
-            _ => {}
+            if self.send_key(&to, &event) {
+                return;
+            }
         }
         if let Some((id, modifiers)) = self.modifiers_for_egui.take() {
             self.app.window_event(event_loop, id, modifiers);

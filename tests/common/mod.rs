@@ -241,17 +241,7 @@ pub fn viewer_window_session(
         let out = c.stderr(Stdio::null()).output().unwrap();
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     };
-    let xdotool = |args: &[&str]| {
-        let out = Command::new("timeout")
-            .arg("30")
-            .arg("xdotool")
-            .args(args)
-            .env("DISPLAY", technician)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "xdotool {args:?}");
-        String::from_utf8(out.stdout).unwrap().lines().next().unwrap_or_default().to_owned()
-    };
+    let xdotool = |args: &[&str]| xdotool(technician, args);
     let (rv_pin, tech) = (id("rv", true), id("tech", false));
     for inbox in ["customer-inbox", "technician-inbox"] {
         std::fs::create_dir_all(work.join(inbox)).unwrap();
@@ -297,4 +287,18 @@ pub fn viewer_window_session(
         }
     }
     panic!("no session: the agent said {:?}", std::fs::read_to_string(&said).unwrap());
+}
+
+/// Runs xdotool on `display` (bounded: `search --sync` would wait for
+/// ever); its first line of output.
+pub fn xdotool(display: &str, args: &[&str]) -> String {
+    let out = Command::new("timeout")
+        .arg("30")
+        .arg("xdotool")
+        .args(args)
+        .env("DISPLAY", display)
+        .output()
+        .expect("xdotool (scripts/setup)");
+    assert!(out.status.success(), "xdotool {args:?}");
+    String::from_utf8(out.stdout).unwrap().lines().next().unwrap_or_default().to_owned()
 }
