@@ -12,7 +12,7 @@ use lifebuoy::net::tls::{client_config, server_config, ALPN_PEER, SERVER_NAME};
 use lifebuoy::net::{make_endpoint, Identity};
 use lifebuoy::proto::hello::Capabilities;
 use lifebuoy::proto::Role;
-use lifebuoy::session::{LocalSide, Session};
+use lifebuoy::session::{LocalSide, NonceGate, Session};
 
 fn side(role: Role) -> (LocalSide, quinn::Endpoint) {
     let identity = Arc::new(Identity::generate("bench").unwrap());
@@ -34,7 +34,7 @@ fn handshake(c: &mut Criterion) {
             rt.block_on(async {
                 let accept = async {
                     let incoming = viewer_ep.accept().await.unwrap();
-                    Session::accept(incoming, &viewer, agent_pin).await.unwrap()
+                    Session::accept(incoming, &viewer, agent_pin, &NonceGate::new()).await.unwrap()
                 };
                 let (v, a) =
                     tokio::join!(accept, Session::connect(&agent_ep, viewer_addr, &agent, viewer_pin));

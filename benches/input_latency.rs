@@ -52,7 +52,7 @@ fn main() {
             height: 1080,
             primary: true,
         }];
-        let injector = InjectorHandle::start(Injector::open(Some(&display), monitors, true).unwrap());
+        let injector = InjectorHandle::start(Injector::open(Some(&display), monitors).unwrap(), true);
         {
             let (link, injector) = (agent.link.clone(), injector.clone());
             tokio::spawn(async move {
@@ -62,7 +62,7 @@ fn main() {
                 }
             });
         }
-        let sender = InputSender::start(viewer.link.clone());
+        let sender = InputSender::start(viewer.link.clone(), tokio::sync::watch::channel(true).1);
         let (x, screen) = x11rb::connect(Some(&display)).unwrap();
         let root = x.setup().roots[screen].root;
         let pointer = || {

@@ -28,6 +28,18 @@ pub enum Record {
         /// The code both people compared.
         code: String,
     },
+    /// The customer's answer when asked to let the technician in, with the
+    /// code in front of them.
+    Consent {
+        /// Yes or no.
+        allowed: bool,
+        /// Mouse and keyboard, as chosen.
+        control: bool,
+        /// Files, as chosen.
+        files: bool,
+        /// What the customer copies goes to the technician, as chosen.
+        clipboard_to_technician: bool,
+    },
     /// What the technician may do (at the start and at every change).
     Permissions {
         /// See the screen.

@@ -128,6 +128,10 @@ enum Command {
         /// Do not exchange clipboard text with the technician.
         #[arg(long)]
         no_clipboard: bool,
+        /// Send what you copy to the technician from the start (otherwise
+        /// only once you switch it on; text from the technician is taken either way).
+        #[arg(long)]
+        clipboard_to_technician: bool,
         /// Refuse files from the technician and send none.
         #[arg(long)]
         no_files: bool,
@@ -137,6 +141,11 @@ enum Command {
         /// Send this file or folder to the technician once connected (repeatable).
         #[arg(long = "send-file", value_name = "PATH")]
         send_files: Vec<PathBuf>,
+        /// With --staff: let the technician in as soon as the connection
+        /// stands, without asking (for scripts that stand for the customer).
+        /// Without it you are asked on the terminal, with the code.
+        #[arg(long, requires = "staff")]
+        allow: bool,
     },
     /// The technician's side: a window shows requests and the customer's
     /// screen. With --headless (or --accept-all), no window (scripts).
@@ -216,6 +225,10 @@ enum Command {
         /// The window's language, de or en (default: the customer's system).
         #[arg(long, value_name = "LANG")]
         lang: Option<String>,
+        /// Send what the customer copies to the technician from the start
+        /// (the customer can switch it off; default: off until switched on).
+        #[arg(long)]
+        clipboard_to_technician: bool,
         /// The program to pack (default: this one; e.g. lifebuoy.exe for Windows customers).
         #[arg(long, value_name = "FILE")]
         from: Option<PathBuf>,
@@ -320,6 +333,7 @@ fn run_packed(config: lifebuoy::pack::PackedConfig) -> anyhow::Result<()> {
         display: None,
         view_only: false,
         no_clipboard: false,
+        clipboard_to_technician: config.clipboard_to_technician,
         no_files: false,
         inbox: None,
         audit_log: None,
@@ -405,9 +419,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             display,
             view_only,
             no_clipboard,
+            clipboard_to_technician,
             no_files,
             inbox,
             send_files,
+            allow,
         } => {
             let setup = roles::agent::AgentSetup {
                 audit_log,
@@ -415,6 +431,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 display,
                 view_only,
                 no_clipboard,
+                clipboard_to_technician,
                 no_files,
                 inbox,
             };
@@ -426,6 +443,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     end_after_connect,
                     end_after: end_after.map(std::time::Duration::from_secs_f64),
                     send_files,
+                    consent: if allow { roles::agent::Consent::Allow } else { roles::agent::Consent::Ask },
                 })),
                 None => lifebuoy::ui::agent::open(setup, company, label, language(lang.as_deref())?),
             }
@@ -477,13 +495,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 false => demo::run(),
             }
         }
-        Command::PackAgent { company, rendezvous, rendezvous_pin, tunnel_port, lang, from, out } => {
+        Command::PackAgent {
+            company,
+            rendezvous,
+            rendezvous_pin,
+            tunnel_port,
+            lang,
+            clipboard_to_technician,
+            from,
+            out,
+        } => {
             let config = lifebuoy::pack::PackedConfig {
                 company,
                 rendezvous,
                 pin: rendezvous_pin.to_string(),
                 tunnel_port,
                 lang,
+                clipboard_to_technician,
             };
             pack_agent(config, from, &out)
         }

@@ -35,6 +35,10 @@ pub struct PackedConfig {
     /// The window's language (`de`, `en`); none: the system's.
     #[serde(default)]
     pub lang: Option<String>,
+    /// Whether what the customer copies goes to the technician from the
+    /// start (the customer can switch it; absent: no).
+    #[serde(default)]
+    pub clipboard_to_technician: bool,
 }
 
 /// Why a packed configuration cannot be used.
@@ -126,6 +130,7 @@ mod tests {
             pin: "ab".repeat(32),
             tunnel_port: 5511,
             lang: Some("de".into()),
+            clipboard_to_technician: false,
         }
     }
 

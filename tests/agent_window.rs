@@ -9,7 +9,7 @@ use egui_kittest::Harness;
 use lifebuoy::proto::control::{EndReason, Permissions};
 use lifebuoy::proto::rendezvous::{Presence, Refusal, StaffEntry};
 use lifebuoy::proto::Fingerprint;
-use lifebuoy::roles::agent::{AgentCommand, AgentEvent};
+use lifebuoy::roles::agent::{AgentCommand, AgentEvent, Choice, Offer};
 use lifebuoy::roles::files::FileNews;
 use lifebuoy::roles::Ending;
 use lifebuoy::transfer::TransferEvent;
@@ -22,6 +22,13 @@ struct Customer {
     events: mpsc::Sender<AgentEvent>,
     commands: mpsc::Receiver<AgentCommand>,
 }
+
+/// What a customer with every switch available is asked.
+const OFFER: Offer = Offer {
+    choice: Choice { control: true, files: true, clipboard_to_technician: false },
+    files: true,
+    clipboard: true,
+};
 
 fn fp(n: u8) -> Fingerprint {
     Fingerprint([n; 32])
@@ -70,7 +77,8 @@ impl Customer {
         self.harness.step();
     }
 
-    fn connected(&mut self) {
+    /// The connection stands; the customer is asked.
+    fn asked_to_allow(&mut self) {
         self.tell(AgentEvent::Staff(staff()));
         self.tell(AgentEvent::Connecting { technician: "Anna Berger".into() });
         self.tell(AgentEvent::Connected {
@@ -79,7 +87,14 @@ impl Customer {
             code: "123 456".into(),
             path: "path=direct rtt_ms=0.40".into(),
             setup: Duration::from_millis(15),
+            offer: OFFER,
         });
+    }
+
+    fn connected(&mut self) {
+        self.asked_to_allow();
+        self.tell(AgentEvent::Allowed(OFFER.choice));
+        self.tell(AgentEvent::ClipboardToTechnician(false));
         self.tell(AgentEvent::Inbox("/tmp/inbox".into()));
         self.tell(AgentEvent::Permissions(Permissions {
             view: true,
@@ -178,6 +193,79 @@ fn waiting_can_be_cancelled_and_a_decline_is_said_plainly() {
 }
 
 #[test]
+fn the_customer_is_asked_with_the_code_and_chooses_what_to_allow() {
+    let mut c = customer(Lang::De);
+    c.asked_to_allow();
+    c.harness.get_by_label("Anna Berger möchte auf Ihren Computer zugreifen");
+    c.harness.get_by_label("123 456");
+    c.harness.get_by_label(
+        "Vergleichen Sie den Prüfcode mit dem, den Anna Berger Ihnen am Telefon vorliest. \
+         Erlauben Sie den Zugriff nur, wenn beide gleich sind.",
+    );
+    assert!(c.harness.query_by_label("Sitzung beenden").is_none(), "no session before the yes");
+    // Nothing dropped on the window goes anywhere before the yes.
+    drop_file(&mut c.harness, "/home/kunde/Rechnung.pdf");
+    c.harness.step();
+    assert_eq!(c.asked(), None);
+    // Files off, the clipboard on, then Erlauben.
+    c.harness.get_by_label("Ihnen Dateien senden").click();
+    c.harness.step();
+    c.harness.get_by_label("erhalten, was Sie kopieren (Zwischenablage)").click();
+    c.harness.step();
+    assert_eq!(c.asked(), None, "switching while asked asks nothing yet");
+    c.harness.get_by_label("Erlauben").click();
+    c.harness.step();
+    assert_eq!(
+        c.asked(),
+        Some(AgentCommand::Allow(Choice { control: true, files: false, clipboard_to_technician: true }))
+    );
+    c.tell(AgentEvent::Allowed(Choice { control: true, files: false, clipboard_to_technician: true }));
+    c.harness.get_by_label("Verbunden mit Anna Berger");
+}
+
+#[test]
+fn the_customer_can_deny_or_close_while_asked() {
+    let mut c = customer(Lang::En);
+    c.asked_to_allow();
+    c.harness.get_by_label("Anna Berger asks to connect to your computer");
+    c.harness.get_by_label("Deny").click();
+    c.harness.step();
+    assert_eq!(c.asked(), Some(AgentCommand::Deny));
+    c.tell(AgentEvent::Ended(Ending::Declined));
+    c.harness.get_by_label("You did not allow the connection. Nobody is connected.");
+    assert!(c.harness.state().exit, "the agent exits after a no");
+
+    let mut c = customer(Lang::En);
+    c.asked_to_allow();
+    c.harness.state().close();
+    assert_eq!(c.asked(), Some(AgentCommand::End));
+}
+
+#[test]
+fn switches_the_setup_forbids_are_not_offered() {
+    let mut c = customer(Lang::En);
+    c.tell(AgentEvent::Staff(staff()));
+    c.tell(AgentEvent::Connected {
+        technician: "Anna Berger".into(),
+        fingerprint: fp(1),
+        code: "123 456".into(),
+        path: "path=direct rtt_ms=0.40".into(),
+        setup: Duration::from_millis(15),
+        offer: Offer {
+            choice: Choice { control: false, files: false, clipboard_to_technician: false },
+            files: false,
+            clipboard: false,
+        },
+    });
+    c.harness.get_by_label("control mouse and keyboard");
+    assert!(c.harness.query_by_label("send you files").is_none());
+    assert!(c.harness.query_by_label("receive what you copy (clipboard)").is_none());
+    c.harness.get_by_label("Allow").click();
+    c.harness.step();
+    assert_eq!(c.asked(), Some(AgentCommand::Allow(Choice::default())));
+}
+
+#[test]
 fn connected_shows_who_the_code_and_the_switches_and_ends_on_the_button() {
     let mut c = customer(Lang::De);
     c.connected();
@@ -189,6 +277,9 @@ fn connected_shows_who_the_code_and_the_switches_and_ends_on_the_button() {
     c.harness.get_by_label("Ihnen Dateien senden").click();
     c.harness.step();
     assert_eq!(c.asked(), Some(AgentCommand::AllowFiles(false)));
+    c.harness.get_by_label("erhalten, was Sie kopieren (Zwischenablage)").click();
+    c.harness.step();
+    assert_eq!(c.asked(), Some(AgentCommand::AllowClipboard(true)));
     c.harness.get_by_label("Sitzung beenden").click();
     c.harness.step();
     assert_eq!(c.asked(), Some(AgentCommand::End));

@@ -74,3 +74,68 @@ async fn clipboard_text_goes_both_ways_and_is_bounded() {
     // xclip's background servers end with the X server.
     drop(started);
 }
+
+/// What the customer copies (a password from a password manager, say)
+/// stays on the customer's machine until the customer switches sharing it
+/// on; what the technician sends is taken either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_customer_copies_goes_to_the_technician_only_once_switched_on() {
+    use lifebuoy::roles::agent::{AgentCommand, AgentEvent};
+    use lifebuoy::roles::viewer::{ViewerCommand, ViewerEvent};
+
+    let mut started = Started(Vec::new());
+    let display = xvfb(&mut started, "640x480x24");
+    let shown = display.clone();
+    let mut drivers = common::Drivers::start(|setup| setup.display = Some(shown)).await;
+    let (offer, _view) = drivers.connect().await;
+    assert!(!offer.choice.clipboard_to_technician, "off unless the company or the customer turns it on");
+    drivers.agent.send(AgentCommand::Allow(offer.choice)).await.unwrap();
+    drivers
+        .agent_until("the clipboard's state", |e| {
+            matches!(e, AgentEvent::ClipboardToTechnician(false)).then_some(())
+        })
+        .await;
+    drivers
+        .viewer_until("the customer's yes", |e| match e {
+            ViewerEvent::Permissions(p) => p.clipboard.then_some(()),
+            _ => None,
+        })
+        .await;
+
+    // The technician's text is taken.
+    drivers.viewer.send(ViewerCommand::Clipboard("vom Techniker".into())).await.unwrap();
+    drivers
+        .agent_until("the technician's text", |e| {
+            matches!(e, AgentEvent::Clipboard { to_technician: false, .. }).then_some(())
+        })
+        .await;
+    // The customer copies a password: it stays.
+    copy(&display, b"Geheim-Passwort-123");
+    let leaked = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            match drivers.viewer_events.recv().await {
+                Some(ViewerEvent::Clipboard(text)) => return text,
+                Some(_) => continue,
+                None => std::future::pending().await,
+            }
+        }
+    })
+    .await;
+    assert!(leaked.is_err(), "the customer's copy reached the technician: {leaked:?}");
+
+    // Switched on, the next copy goes, and only that one.
+    drivers.agent.send(AgentCommand::AllowClipboard(true)).await.unwrap();
+    drivers
+        .agent_until("the switch", |e| matches!(e, AgentEvent::ClipboardToTechnician(true)).then_some(()))
+        .await;
+    copy(&display, b"Seriennummer 4711");
+    let got = drivers
+        .viewer_until("the customer's copy", |e| match e {
+            ViewerEvent::Clipboard(text) => Some(text),
+            _ => None,
+        })
+        .await;
+    assert_eq!(got, "Seriennummer 4711");
+    drivers.agent.send(AgentCommand::End).await.unwrap();
+    drop(started);
+}

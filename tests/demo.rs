@@ -32,7 +32,7 @@ fn the_headless_demo_tells_the_whole_story_and_reports_it() {
     }
     // Every measured row carries a number (the numbers themselves are
     // docs/performance.md's business, not a test's).
-    for name in ["accept -> first full frame", "input -> photon, idle", "input -> photon, busy"] {
+    for name in ["allow -> first full frame", "input -> photon, idle", "input -> photon, busy"] {
         let r = row(name);
         assert!(r.contains(" ms") && r.chars().any(|c| c.is_ascii_digit()), "{r}");
         assert!(!r.contains("NaN"), "{r}");

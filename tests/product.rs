@@ -142,6 +142,8 @@ fn technician_sees_the_screen_types_shares_the_clipboard_and_files_go_both_ways(
             &rv_pin,
             "--staff",
             "Anna",
+            "--allow",
+            "--clipboard-to-technician",
             "--end-after",
             "2",
         ])

@@ -11,7 +11,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use lifebuoy::input::{receive_input, Command as InjectCommand, Injector, InjectorHandle, InputSender};
+use lifebuoy::input::{receive_input, Injector, InjectorHandle, InputSender};
 use lifebuoy::proto::input::{Input, Modifiers, MouseButton, WheelUnit};
 use lifebuoy::screen::MonitorInfo;
 use lifebuoy::session::{IncomingStream, Session};
@@ -41,7 +41,7 @@ async fn remote() -> Remote {
     let (agent, viewer) = session_pair().await;
     let monitors =
         vec![MonitorInfo { id: 0, name: "screen".into(), x: 0, y: 0, width: W, height: H, primary: true }];
-    let injector = InjectorHandle::start(Injector::open(Some(&display), monitors, true).unwrap());
+    let injector = InjectorHandle::start(Injector::open(Some(&display), monitors).unwrap(), true);
     {
         let (link, injector) = (agent.link.clone(), injector.clone());
         tokio::spawn(async move {
@@ -53,7 +53,7 @@ async fn remote() -> Remote {
             }
         });
     }
-    let sender = InputSender::start(viewer.link.clone());
+    let sender = InputSender::start(viewer.link.clone(), tokio::sync::watch::channel(true).1);
     let (x, _) = x11rb::connect(Some(&display)).unwrap();
     Remote { started, display, _agent: agent, viewer, sender, injector, x }
 }
@@ -241,7 +241,7 @@ async fn view_only_blocks_everything() {
     let r = remote().await;
     r.send(&[Input::PointerMove { monitor: 0, x: 50, y: 50 }]);
     eventually("pointer at 50,50", || r.pointer() == (50, 50)).await;
-    r.injector.command(InjectCommand::Allow(false)).await.unwrap();
+    r.injector.set_allowed(false);
     r.send(&[
         Input::PointerMove { monitor: 0, x: 300, y: 300 },
         Input::Button { button: MouseButton::Left, pressed: true, modifiers: Modifiers(0) },
@@ -252,7 +252,7 @@ async fn view_only_blocks_everything() {
     assert_eq!(r.pointer(), (50, 50), "the pointer did not move");
     assert!(!r.key_down(KEYCODE_A));
     // Control given back: input works again.
-    r.injector.command(InjectCommand::Allow(true)).await.unwrap();
+    r.injector.set_allowed(true);
     r.send(&[Input::PointerMove { monitor: 0, x: 301, y: 302 }]);
     eventually("pointer at 301,302", || r.pointer() == (301, 302)).await;
 }
@@ -261,7 +261,7 @@ async fn view_only_blocks_everything() {
 async fn moves_are_coalesced_but_clicks_and_keys_are_never_dropped_or_reordered() {
     use lifebuoy::proto::input::Input::PointerMove;
     let (agent, viewer) = session_pair().await;
-    let sender = InputSender::start(viewer.link.clone());
+    let sender = InputSender::start(viewer.link.clone(), tokio::sync::watch::channel(true).1);
     // A burst much faster than any path: 2000 moves with 40 keys among them.
     let mut sent_keys = Vec::new();
     for i in 0..2000u16 {

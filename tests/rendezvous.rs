@@ -16,7 +16,7 @@ use lifebuoy::proto::rendezvous::{
 use lifebuoy::proto::{Fingerprint, Role};
 use lifebuoy::rendezvous::client::RendezvousClient;
 use lifebuoy::rendezvous::server::{Limits, Server, ServerConfig};
-use lifebuoy::session::{LocalSide, Session, SessionError};
+use lifebuoy::session::{LocalSide, NonceGate, Session, SessionError};
 
 struct Company {
     server: Server,
@@ -155,7 +155,7 @@ async fn customer_requests_technician_accepts_and_they_connect() {
     let anna_addr: std::net::SocketAddr = to_agent.peer_candidates[0].addr.into();
     let accept = async {
         let incoming = anna.endpoint.accept().await.unwrap();
-        Session::accept(incoming, &anna.local, to_anna.peer).await
+        Session::accept(incoming, &anna.local, to_anna.peer, &NonceGate::new()).await
     };
     let (v, a) =
         tokio::join!(accept, Session::connect(&agent.endpoint, anna_addr, &agent.local, to_agent.peer));

@@ -70,6 +70,7 @@ fn both(lang: Lang, customer: Customer) -> Both {
         display: customer.display,
         view_only: customer.view_only,
         no_clipboard: true,
+        clipboard_to_technician: false,
         no_files: false,
         inbox: Some(agent_inbox.path().to_owned()),
         audit_log: Some(logs.path().join("customer.jsonl")),
@@ -134,12 +135,21 @@ impl Both {
         });
     }
 
-    /// The technician accepts; both sides stand in the session.
+    /// The technician accepts; the connection stands and the customer is
+    /// asked, with the code, while the technician waits.
     fn accept(&mut self, accept: &str) {
         self.viewer.get_by_label(accept).click();
+        self.until("the customer is asked", |a, v| {
+            matches!(a.stage, AgentStage::Asking { .. }) && matches!(v.stage, ViewerStage::Connected { .. })
+        });
+    }
+
+    /// The technician accepts and the customer allows: both stand in the session.
+    fn accept_and_allow(&mut self, accept: &str, allow: &str) {
+        self.accept(accept);
+        self.agent.get_by_label(allow).click();
         self.until("the session stands", |a, v| {
-            matches!(a.stage, AgentStage::Connected { .. })
-                && matches!(v.stage, ViewerStage::Connected { .. })
+            matches!(a.stage, AgentStage::Connected { .. }) && v.permissions.is_some()
         });
     }
 
@@ -160,7 +170,9 @@ impl Both {
     }
 
     fn codes(&self) -> (String, String) {
-        let AgentStage::Connected { code: a, .. } = &self.agent.state().stage else {
+        let (AgentStage::Connected { code: a, .. } | AgentStage::Asking { code: a, .. }) =
+            &self.agent.state().stage
+        else {
             panic!("agent not connected")
         };
         let ViewerStage::Connected { code: v, .. } = &self.viewer.state().stage else {
@@ -177,10 +189,23 @@ fn the_customer_asks_the_technician_accepts_both_read_the_same_code_and_the_tech
     both.viewer.get_by_label("Kunde 4711 bittet um Hilfe");
     both.agent.get_by_label("Warten, bis Anna Berger annimmt …");
     both.accept("Annehmen");
+    // Asked, with the code in front of both; nothing is shared yet.
     let (a, v) = both.codes();
-    assert_eq!(a, v, "the code the customer reads out is the one the technician sees");
+    assert_eq!(a, v, "the code the technician reads out is the one the customer sees");
     both.agent.get_by_label(&a);
+    both.agent.get_by_label("Anna Berger möchte auf Ihren Computer zugreifen");
     both.viewer.get_by_label(&v);
+    both.viewer.get_by_label("Warten, bis der Kunde den Zugriff erlaubt …");
+    both.viewer.get_by_label("Lesen Sie dem Kunden diesen Prüfcode vor:");
+    for _ in 0..20 {
+        both.step();
+    }
+    assert!(both.viewer.state().permissions.is_none(), "nothing before the customer's yes");
+    both.agent.get_by_label("Erlauben").click();
+    both.until("the session stands", |a, v| {
+        matches!(a.stage, AgentStage::Connected { .. }) && v.permissions.is_some()
+    });
+    both.agent.get_by_label("Verbunden mit Anna Berger");
     both.viewer.get_by_label("Sitzung beenden").click();
     both.until("the customer's window closes", |a, _| a.exit);
     assert_eq!(both.agent.state().stage, AgentStage::Ended(Ending::ByPeer(EndReason::TechnicianEnded)));
@@ -188,6 +213,27 @@ fn the_customer_asks_the_technician_accepts_both_read_the_same_code_and_the_tech
         v.notice.as_deref() == Some("Sie haben die Sitzung beendet.")
     });
     assert_eq!(both.viewer.state().stage, ViewerStage::Ready, "no reconnect: back to waiting");
+}
+
+#[test]
+fn a_customer_who_denies_shares_nothing_and_both_are_told() {
+    let mut started = Started(Vec::new());
+    let display = xvfb(&mut started, "640x480x24");
+    let mut both = both(Lang::En, Customer { display: Some(display), view_only: false });
+    both.request();
+    both.accept("Accept");
+    both.agent.get_by_label("Deny").click();
+    both.until("both see the end", |a, v| a.exit && v.stage == ViewerStage::Ready);
+    both.agent.get_by_label("You did not allow the connection. Nobody is connected.");
+    both.viewer.get_by_label("The customer did not allow the connection.");
+    assert!(!both.viewer.state().remote.has_picture(), "not one picture went out");
+    let customer = std::fs::read_to_string(both.logs.path().join("customer.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = customer.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["session_start", "consent", "session_end"], "{customer}");
+    assert_eq!(lines[1]["allowed"], false);
+    let technician = std::fs::read_to_string(both.logs.path().join("technician.jsonl")).unwrap();
+    assert!(technician.contains("CustomerDeclined"), "{technician}");
 }
 
 #[test]
@@ -213,7 +259,7 @@ fn view_only_shows_on_the_technicians_side_and_the_customer_ends() {
     let _xterm = common::xterm(&mut started, &display);
     let mut both = both(Lang::En, Customer { display: Some(display), view_only: true });
     both.request();
-    both.accept("Accept");
+    both.accept_and_allow("Accept", "Allow");
     both.until("the picture and the permissions", |_, v| v.remote.has_picture() && v.permissions.is_some());
     assert_eq!(both.viewer.state().remote.remote_size(), (640, 480));
     // Smaller than the view: shown at one pixel per pixel, not enlarged.
@@ -238,7 +284,7 @@ fn blake3_of(path: &std::path::Path) -> String {
 fn a_file_dropped_on_the_technicians_window_arrives_whole_and_both_list_it() {
     let mut both = both(Lang::En, Customer { display: None, view_only: false });
     both.request();
-    both.accept("Accept");
+    both.accept_and_allow("Accept", "Allow");
     both.until("the permissions", |_, v| v.permissions.is_some_and(|p| p.files));
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("Anleitung.pdf");
@@ -269,12 +315,21 @@ fn a_file_dropped_on_the_technicians_window_arrives_whole_and_both_list_it() {
         let text = std::fs::read_to_string(both.logs.path().join(log)).unwrap();
         let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
-        assert_eq!(events, ["session_start", "permissions", "file", "session_end"], "{log}: {text}");
+        // The customer's log also holds the yes, with what was allowed.
+        let consent = usize::from(log == "customer.jsonl");
+        let expected = ["session_start", "consent", "permissions", "file", "session_end"];
+        let expected: Vec<&str> =
+            expected.iter().copied().filter(|e| consent == 1 || *e != "consent").collect();
+        assert_eq!(events, expected, "{log}: {text}");
         assert_eq!(lines[0]["code"], code.as_str(), "{log}");
         assert_eq!(lines[0]["peer"], peer, "{log}");
-        assert_eq!(lines[2]["direction"], direction, "{log}");
-        assert_eq!(lines[2]["blake3"], hash.as_str(), "{log}");
-        assert_eq!(lines[2]["size"], 3_000_000, "{log}");
+        if consent == 1 {
+            assert_eq!(lines[1]["allowed"], true, "{log}");
+            assert_eq!(lines[1]["files"], true, "{log}");
+        }
+        assert_eq!(lines[2 + consent]["direction"], direction, "{log}");
+        assert_eq!(lines[2 + consent]["blake3"], hash.as_str(), "{log}");
+        assert_eq!(lines[2 + consent]["size"], 3_000_000, "{log}");
     }
 }
 
@@ -287,7 +342,7 @@ fn keys_typed_into_the_remote_view_reach_the_customers_terminal() {
     common::typing_terminal(&mut started, &display, "60x5+0+0", &typed);
     let mut both = both(Lang::En, Customer { display: Some(display), view_only: false });
     both.request();
-    both.accept("Accept");
+    both.accept_and_allow("Accept", "Allow");
     both.until("the picture and control", |_, v| v.remote.has_picture() && v.control());
     // The technician clicks into the middle of the picture (the root
     // window there, away from the terminal, which keeps the focus) and types.

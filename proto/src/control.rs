@@ -35,7 +35,9 @@ pub enum Control {
         id: u8,
     },
     /// Agent to viewer: what the customer allows now. The agent enforces
-    /// these itself; this tells the viewer what to offer.
+    /// these itself; this tells the viewer what to offer. The first one
+    /// says the customer allowed the session: the agent sends no layout,
+    /// no permissions and opens no stream before.
     Permissions(Permissions),
     /// Either way, if the customer allows it: clipboard text.
     Clipboard {
@@ -96,12 +98,20 @@ pub enum EndReason {
     Shutdown,
     /// The sender received something it could not accept.
     ProtocolError,
+    /// The customer did not allow the session when asked (protocol 1.1;
+    /// a 1.0 peer is told `CustomerEnded`).
+    CustomerDeclined,
 }
 
 impl EndReason {
     /// Every reason.
-    pub const ALL: [EndReason; 4] =
-        [EndReason::CustomerEnded, EndReason::TechnicianEnded, EndReason::Shutdown, EndReason::ProtocolError];
+    pub const ALL: [EndReason; 5] = [
+        EndReason::CustomerEnded,
+        EndReason::TechnicianEnded,
+        EndReason::Shutdown,
+        EndReason::ProtocolError,
+        EndReason::CustomerDeclined,
+    ];
 
     /// Its name as carried in a connection's close reason: the close can
     /// overtake the End message, and then it is the only word left.
@@ -111,6 +121,16 @@ impl EndReason {
             EndReason::TechnicianEnded => "TechnicianEnded",
             EndReason::Shutdown => "Shutdown",
             EndReason::ProtocolError => "ProtocolError",
+            EndReason::CustomerDeclined => "CustomerDeclined",
+        }
+    }
+
+    /// This reason as a peer speaking `peer` can read it: reasons added
+    /// in a later minor version fall back to the nearest older one.
+    pub fn for_peer(self, peer: crate::ProtocolVersion) -> EndReason {
+        match self {
+            EndReason::CustomerDeclined if peer.major == 1 && peer.minor < 1 => EndReason::CustomerEnded,
+            other => other,
         }
     }
 

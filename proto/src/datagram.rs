@@ -1,5 +1,6 @@
 //! Datagrams lifebuoy sends beside QUIC on the same UDP socket: hole-punch
-//! probes, relay binding, and the relay's word that no direct path will open.
+//! probes, relay binding and release, and the relay's word that no direct
+//! path will open.
 //!
 //! They begin with a zero byte. A QUIC packet always has the fixed bit
 //! (0x40) of its first byte set unless both ends agreed to grease it, and
@@ -55,6 +56,12 @@ pub enum Datagram {
         /// The bound pair's token.
         token: [u8; 16],
     },
+    /// To the relay, from a bound end whose session is over: forget the
+    /// pair now rather than when it has idled out.
+    RelayRelease {
+        /// The pair's token.
+        token: [u8; 16],
+    },
 }
 
 /// Not a lifebuoy datagram.
@@ -92,6 +99,10 @@ impl Datagram {
                 out.push(4);
                 out.extend_from_slice(token);
             }
+            Datagram::RelayRelease { token } => {
+                out.push(5);
+                out.extend_from_slice(token);
+            }
         }
         out
     }
@@ -112,6 +123,7 @@ impl Datagram {
             },
             (3, SHORT_LEN) => Ok(Datagram::RelayBound { token }),
             (4, SHORT_LEN) => Ok(Datagram::NoDirectPath { token }),
+            (5, SHORT_LEN) => Ok(Datagram::RelayRelease { token }),
             _ => Err(NotADatagram),
         }
     }
@@ -129,6 +141,7 @@ mod tests {
             Datagram::RelayBind { token: [3; 16], side: RelaySide::Server },
             Datagram::RelayBound { token: [4; 16] },
             Datagram::NoDirectPath { token: [5; 16] },
+            Datagram::RelayRelease { token: [6; 16] },
         ] {
             let wire = d.encode();
             assert!(is_lifebuoy(wire[0]));

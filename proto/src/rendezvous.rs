@@ -204,6 +204,53 @@ pub struct Go {
     pub punch_in_ms: u32,
 }
 
+impl Go {
+    /// The peer's candidates worth sending to, in order, duplicates
+    /// dropped. Whatever the rendezvous or the peer put in the list, no
+    /// probe or handshake goes to an address that cannot be a peer's
+    /// socket: port 0, unspecified, broadcast, multicast, link-local
+    /// (it needs a scope the peer cannot give), and loopback unless the
+    /// rendezvous saw the peer itself on loopback (both on this machine):
+    /// a remote customer must not steer packets at this machine's own
+    /// services.
+    pub fn plausible_candidates(&self) -> Vec<Candidate> {
+        let seen_on_loopback = self
+            .peer_candidates
+            .iter()
+            .filter(|c| c.kind == CandidateKind::Observed)
+            .any(|c| std::net::SocketAddr::from(c.addr).ip().to_canonical().is_loopback());
+        let mut out: Vec<Candidate> = Vec::new();
+        for c in &self.peer_candidates {
+            let addr = std::net::SocketAddr::from(c.addr);
+            if plausible(addr, seen_on_loopback) && !out.iter().any(|o| o.addr == c.addr) {
+                out.push(*c);
+            }
+        }
+        out
+    }
+}
+
+fn plausible(addr: std::net::SocketAddr, loopback_ok: bool) -> bool {
+    use std::net::IpAddr;
+    if addr.port() == 0 {
+        return false;
+    }
+    match addr.ip().to_canonical() {
+        IpAddr::V4(v4) => {
+            !(v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_link_local()
+                || v4.octets()[0] == 0
+                || (v4.is_loopback() && !loopback_ok))
+        }
+        IpAddr::V6(v6) => {
+            let link_local = v6.segments()[0] & 0xffc0 == 0xfe80;
+            !(v6.is_unspecified() || v6.is_multicast() || link_local || (v6.is_loopback() && !loopback_ok))
+        }
+    }
+}
+
 fn check_candidates(c: &[Candidate]) -> Result<(), InvalidField> {
     check_count("candidates", c, CANDIDATES_MAX)
 }
@@ -242,5 +289,65 @@ impl Message for FromRendezvous {
             FromRendezvous::Go(go) => check_candidates(&go.peer_candidates),
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn go(candidates: &[(&str, CandidateKind)]) -> Go {
+        Go {
+            request: 1,
+            peer: Fingerprint([1; 32]),
+            peer_candidates: candidates
+                .iter()
+                .map(|(a, kind)| Candidate {
+                    addr: a.parse::<std::net::SocketAddr>().unwrap().into(),
+                    kind: *kind,
+                })
+                .collect(),
+            observed: PeerAddr::V4([203, 0, 113, 9], 4000),
+            relay_token: [0; 16],
+            relay_port: 0,
+            quic_client: false,
+            punch_in_ms: 0,
+        }
+    }
+
+    fn addrs(go: &Go) -> Vec<String> {
+        go.plausible_candidates().iter().map(|c| std::net::SocketAddr::from(c.addr).to_string()).collect()
+    }
+
+    #[test]
+    fn a_remote_peer_cannot_steer_packets_at_this_machine_or_a_group() {
+        use CandidateKind::{Host, Observed};
+        let g = go(&[
+            ("127.0.0.1:22", Host),
+            ("[::1]:631", Host),
+            ("[::ffff:127.0.0.1]:25", Host),
+            ("224.0.0.251:5353", Host),
+            ("[ff02::1]:9", Host),
+            ("255.255.255.255:9", Host),
+            ("0.0.0.0:9", Host),
+            ("0.1.2.3:9", Host),
+            ("169.254.1.1:9", Host),
+            ("[fe80::1]:9", Host),
+            ("10.0.0.5:0", Host),
+            ("10.0.0.5:4000", Host),
+            ("10.0.0.5:4000", Host),
+            ("[2001:db8::5]:4000", Host),
+            ("198.51.100.7:4000", Observed),
+        ]);
+        assert_eq!(addrs(&g), ["10.0.0.5:4000", "[2001:db8::5]:4000", "198.51.100.7:4000"]);
+    }
+
+    #[test]
+    fn loopback_is_tried_when_the_peer_is_on_this_machine() {
+        use CandidateKind::{Host, Observed};
+        let g = go(&[("10.0.0.5:4000", Host), ("127.0.0.1:4000", Observed)]);
+        assert_eq!(addrs(&g), ["10.0.0.5:4000", "127.0.0.1:4000"]);
+        let g = go(&[("127.0.0.1:4000", Host), ("198.51.100.7:4000", Observed)]);
+        assert_eq!(addrs(&g), ["198.51.100.7:4000"]);
     }
 }

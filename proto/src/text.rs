@@ -22,8 +22,11 @@ impl InvalidField {
     }
 }
 
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+/// Whether `c` changes the order in which text around it is shown (the
+/// bidirectional marks, embeddings, overrides and isolates): with U+202E,
+/// "rechnung\u{202e}txt.exe" reads as "rechnungexe.txt".
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// A one-line label shown to a person: at most `max_bytes` of UTF-8, no
@@ -68,6 +71,7 @@ mod tests {
         assert!(check_label("name", "Jürgen Müller (Kd.-Nr. 4711)", 64).is_ok());
         assert!(check_label("name", "a\nb", 64).is_err());
         assert!(check_label("name", "evil\u{202e}txt.exe", 64).is_err());
+        assert!(check_label("name", "evil\u{061c}txt.exe", 64).is_err());
         assert!(check_label("name", &"x".repeat(65), 64).is_err());
     }
 

@@ -53,6 +53,63 @@ pub fn check_reveal(
     }
 }
 
+/// Most server nonces one accepting side hands out for one request.
+///
+/// The commitment stops grinding within one exchange, not across many: a
+/// man in the middle who opened N connections to the QUIC server at once,
+/// each with its own commitment, would learn N server nonces, compute N
+/// codes, and reveal only on the one that matches the code the other half
+/// of his connection shows: N chances in a million. So a server hands a
+/// nonce to one exchange at a time and to this many in all; a genuine
+/// client needs one (a few when several of its paths arrive at once).
+pub const NONCES_PER_REQUEST: u8 = 4;
+
+/// The server nonces one request may still get: at most one exchange
+/// holds one at a time, at most [`NONCES_PER_REQUEST`] are handed out in
+/// all. Time plays no part; the caller ends each exchange it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NonceBudget {
+    handed_out: u8,
+    in_use: bool,
+}
+
+/// Why no nonce was handed out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NonceRefused {
+    /// Another exchange holds the request's nonce until it reveals or ends.
+    #[error("another connection is in the middle of the verification exchange")]
+    Busy,
+    /// The request has had all its nonces.
+    #[error("this request has had {NONCES_PER_REQUEST} verification exchanges, the most allowed")]
+    Spent,
+}
+
+impl NonceBudget {
+    /// Takes the request's nonce for one exchange, if it is free and any is left.
+    pub fn take(&mut self) -> Result<(), NonceRefused> {
+        if self.in_use {
+            Err(NonceRefused::Busy)
+        } else if self.handed_out >= NONCES_PER_REQUEST {
+            Err(NonceRefused::Spent)
+        } else {
+            self.in_use = true;
+            self.handed_out += 1;
+            Ok(())
+        }
+    }
+
+    /// The exchange that took the nonce failed or gave up; another may try
+    /// (the nonce handed out still counts).
+    pub fn release(&mut self) {
+        self.in_use = false;
+    }
+
+    /// Nonces handed out so far.
+    pub fn handed_out(&self) -> u8 {
+        self.handed_out
+    }
+}
+
 /// A six-digit code, shown as `123 456`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct VerificationCode(u32);
@@ -139,6 +196,20 @@ mod tests {
         let code = VerificationCode::derive(&A, &B, &NC, &NS);
         assert!(code.value() < 1_000_000);
         assert_eq!(code.to_string().len(), 7);
+    }
+
+    #[test]
+    fn a_request_hands_its_nonce_to_one_exchange_at_a_time_and_a_few_in_all() {
+        let mut budget = NonceBudget::default();
+        assert_eq!(budget.take(), Ok(()));
+        assert_eq!(budget.take(), Err(NonceRefused::Busy), "one exchange holds it");
+        budget.release();
+        for _ in 1..NONCES_PER_REQUEST {
+            assert_eq!(budget.take(), Ok(()));
+            budget.release();
+        }
+        assert_eq!(budget.take(), Err(NonceRefused::Spent));
+        assert_eq!(budget.handed_out(), NONCES_PER_REQUEST);
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub struct ProtocolVersion {
 
 impl ProtocolVersion {
     /// The version this crate implements.
-    pub const CURRENT: ProtocolVersion = ProtocolVersion { major: 1, minor: 0 };
+    pub const CURRENT: ProtocolVersion = ProtocolVersion { major: 1, minor: 1 };
 
     /// Whether a peer announcing `theirs` can talk to us.
     pub fn check_peer(self, theirs: ProtocolVersion) -> Result<(), VersionMismatch> {
@@ -56,7 +56,7 @@ mod tests {
 
     #[test]
     fn same_major_is_compatible_whatever_the_minor() {
-        let ours = ProtocolVersion { major: 1, minor: 0 };
+        let ours = ProtocolVersion { major: 1, minor: 1 };
         assert!(ours.check_peer(ProtocolVersion { major: 1, minor: 7 }).is_ok());
     }
 

@@ -95,6 +95,7 @@ async fn story() -> anyhow::Result<()> {
         display: Some(desktop.display.clone()),
         view_only: false,
         no_clipboard: false,
+        clipboard_to_technician: false,
         no_files: false,
         inbox: Some(inboxes.1.clone()),
         audit_log: Some(dir.path().join("customer-audit.jsonl")),
@@ -119,16 +120,18 @@ async fn story() -> anyhow::Result<()> {
         _ => None,
     })
     .await?;
-    let accepted = Instant::now() - setup;
-    let agent_code = until(&mut agent_events, "the agent's session", |e| match e {
-        AgentEvent::Connected { code, .. } => Some(code),
+    let (agent_code, offer) = until(&mut agent_events, "the agent's session", |e| match e {
+        AgentEvent::Connected { code, offer, .. } => Some((code, offer)),
         _ => None,
     })
     .await?;
+    println!("== the customer compares the code and allows");
+    let allowed = Instant::now();
+    agent.send(AgentCommand::Allow(offer.choice)).await?;
     let shown = within(probe::first_frame(&view), "the first picture").await??;
     let frame = view.screen.image.borrow().clone().context("a first picture")?;
     (report.path, report.code_matches, report.setup) = (path, agent_code == code, setup);
-    report.first_frame = shown - accepted;
+    report.first_frame = shown - allowed;
     report.screen = (frame.image.width, frame.image.height);
     println!("== connected, code {code} on both sides: {}", if report.code_matches { "yes" } else { "NO" });
 
@@ -338,7 +341,7 @@ fn print(r: &Report) {
     println!("| same verification code on both sides | {} |", yes(r.code_matches));
     println!("| accept -> session | {:.1} ms |", r.setup.as_secs_f64() * 1e3);
     println!(
-        "| accept -> first full frame ({}x{}) | {:.1} ms |",
+        "| allow -> first full frame ({}x{}) | {:.1} ms |",
         r.screen.0,
         r.screen.1,
         r.first_frame.as_secs_f64() * 1e3

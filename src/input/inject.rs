@@ -60,12 +60,11 @@ pub struct Injector {
     held: u8,
     /// Smooth-scroll pixels not yet a whole notch.
     wheel: (i32, i32),
-    allowed: bool,
 }
 
 impl std::fmt::Debug for Injector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Injector").field("keys", &self.keys).field("allowed", &self.allowed).finish()
+        f.debug_struct("Injector").field("keys", &self.keys).field("buttons", &self.buttons).finish()
     }
 }
 
@@ -74,18 +73,20 @@ impl std::fmt::Debug for Injector {
 pub enum Applied {
     /// Done.
     Done,
-    /// Dropped: the customer has not allowed control.
+    /// Dropped, or stopped part-way: the customer has not allowed control.
     Blocked,
 }
 
+/// Most wheel notches one event turns, either way: a real wheel sends one
+/// to a few; a peer asking for thousands would scroll for seconds.
+pub const NOTCHES_MAX: i32 = 10;
+/// Characters of text typed between two looks at the customer's switch.
+const TEXT_CHUNK: usize = 8;
+
 impl Injector {
     /// Controls `display` (X11, e.g. ":1"; ignored elsewhere), whose
-    /// monitors are `monitors`. Control starts as `allowed`.
-    pub fn open(
-        display: Option<&str>,
-        monitors: Vec<MonitorInfo>,
-        allowed: bool,
-    ) -> Result<Injector, InjectError> {
+    /// monitors are `monitors`.
+    pub fn open(display: Option<&str>, monitors: Vec<MonitorInfo>) -> Result<Injector, InjectError> {
         let settings = Settings {
             x11_display: display.map(str::to_owned),
             // We release what we pressed ourselves, in order, and say so.
@@ -107,27 +108,14 @@ impl Injector {
             buttons: BTreeSet::new(),
             held: 0,
             wheel: (0, 0),
-            allowed,
         })
     }
 
-    /// Whether input is applied.
-    pub fn allowed(&self) -> bool {
-        self.allowed
-    }
-
-    /// Turns control on or off; off releases everything held first.
-    pub fn allow(&mut self, allowed: bool) -> Result<(), InjectError> {
-        if !allowed {
-            self.release_all()?;
-        }
-        self.allowed = allowed;
-        Ok(())
-    }
-
-    /// Applies one input.
-    pub fn apply(&mut self, input: &Input) -> Result<Applied, InjectError> {
-        if !self.allowed {
+    /// Applies one input while `allowed` says yes: it is asked before the
+    /// input, between wheel notches and between pieces of text, so the
+    /// customer's "off" stops even a long one.
+    pub fn apply(&mut self, input: &Input, allowed: &dyn Fn() -> bool) -> Result<Applied, InjectError> {
+        if !allowed() {
             return Ok(Applied::Blocked);
         }
         match input {
@@ -152,22 +140,14 @@ impl Injector {
             }
             Input::Wheel { dx, dy, unit, modifiers } => {
                 self.hold_modifiers(modifiers.0)?;
-                let (nx, ny) = match unit {
-                    WheelUnit::Line => (i32::from(*dx), i32::from(*dy)),
-                    WheelUnit::Pixel => {
-                        self.wheel.0 += i32::from(*dx);
-                        self.wheel.1 += i32::from(*dy);
-                        let notches = (self.wheel.0 / PIXELS_PER_NOTCH, self.wheel.1 / PIXELS_PER_NOTCH);
-                        self.wheel.0 -= notches.0 * PIXELS_PER_NOTCH;
-                        self.wheel.1 -= notches.1 * PIXELS_PER_NOTCH;
-                        notches
+                let (nx, ny) = self.notches(*dx, *dy, *unit);
+                for (n, axis) in [(ny, Axis::Vertical), (nx, Axis::Horizontal)] {
+                    for _ in 0..n.unsigned_abs() {
+                        if !allowed() {
+                            return Ok(Applied::Blocked);
+                        }
+                        self.enigo.scroll(n.signum(), axis).map_err(refused)?;
                     }
-                };
-                if ny != 0 {
-                    self.enigo.scroll(ny, Axis::Vertical).map_err(refused)?;
-                }
-                if nx != 0 {
-                    self.enigo.scroll(nx, Axis::Horizontal).map_err(refused)?;
                 }
             }
             Input::Key { physical, pressed, modifiers, .. } => {
@@ -185,11 +165,36 @@ impl Injector {
             Input::Text { text } => {
                 // Typed as characters: modifiers held for shortcuts would change them.
                 self.hold_modifiers(0)?;
-                self.enigo.text(text).map_err(refused)?;
+                let chars: Vec<char> = text.chars().collect();
+                for piece in chars.chunks(TEXT_CHUNK) {
+                    if !allowed() {
+                        return Ok(Applied::Blocked);
+                    }
+                    self.enigo.text(&piece.iter().collect::<String>()).map_err(refused)?;
+                }
             }
             Input::ReleaseAll => self.release_all()?,
         }
         Ok(Applied::Done)
+    }
+
+    /// Whole wheel notches for a wheel event, each way at most
+    /// [`NOTCHES_MAX`]; smooth-scroll pixels short of a notch wait for
+    /// the next event.
+    fn notches(&mut self, dx: i16, dy: i16, unit: WheelUnit) -> (i32, i32) {
+        let (nx, ny) = match unit {
+            WheelUnit::Line => (i32::from(dx), i32::from(dy)),
+            WheelUnit::Pixel => {
+                let limit = NOTCHES_MAX * PIXELS_PER_NOTCH;
+                self.wheel.0 = (self.wheel.0 + i32::from(dx)).clamp(-limit, limit);
+                self.wheel.1 = (self.wheel.1 + i32::from(dy)).clamp(-limit, limit);
+                let notches = (self.wheel.0 / PIXELS_PER_NOTCH, self.wheel.1 / PIXELS_PER_NOTCH);
+                self.wheel.0 -= notches.0 * PIXELS_PER_NOTCH;
+                self.wheel.1 -= notches.1 * PIXELS_PER_NOTCH;
+                notches
+            }
+        };
+        (nx.clamp(-NOTCHES_MAX, NOTCHES_MAX), ny.clamp(-NOTCHES_MAX, NOTCHES_MAX))
     }
 
     /// Presses or releases one key by its system code.

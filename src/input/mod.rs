@@ -12,4 +12,4 @@ pub mod stream;
 
 pub use inject::{Applied, InjectError, Injector};
 pub use map::{combo, map_event, Combo, ViewGeometry};
-pub use stream::{receive_input, Command, InjectorHandle, InputClosed, InputSender};
+pub use stream::{receive_input, InjectorHandle, InputClosed, InputSender};

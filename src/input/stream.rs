@@ -3,6 +3,7 @@
 //! the agent's receiver, which feeds an injection thread.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use lifebuoy_proto::input::Input;
@@ -30,11 +31,13 @@ pub struct InputSender {
 pub struct InputClosed;
 
 impl InputSender {
-    /// Opens the input stream on `link` and starts sending.
-    pub fn start(link: Link) -> InputSender {
+    /// Starts sending on `link` once `allowed` says the customer let the
+    /// technician in: only then is the input stream opened, and anything
+    /// queued before is dropped (it was made without the customer's yes).
+    pub fn start(link: Link, allowed: tokio::sync::watch::Receiver<bool>) -> InputSender {
         let queue: Arc<Mutex<VecDeque<Input>>> = Arc::default();
         let wake = Arc::new(Notify::new());
-        let task = tokio::spawn(send_loop(link, queue.clone(), wake.clone()));
+        let task = tokio::spawn(send_loop(link, allowed, queue.clone(), wake.clone()));
         InputSender { queue, wake, task }
     }
 
@@ -72,9 +75,14 @@ pub const MOVE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(
 
 async fn send_loop(
     link: Link,
+    mut allowed: tokio::sync::watch::Receiver<bool>,
     queue: Arc<Mutex<VecDeque<Input>>>,
     wake: Arc<Notify>,
 ) -> Result<(), SessionError> {
+    if !*allowed.borrow_and_update() {
+        allowed.wait_for(|yes| *yes).await.map_err(|_| SessionError::StreamClosed)?;
+        queue.lock().expect("not poisoned").clear();
+    }
     let mut tx = link.open::<Input>().await?;
     let mut last_move = tokio::time::Instant::now() - MOVE_INTERVAL;
     loop {
@@ -109,59 +117,119 @@ async fn send_loop(
     }
 }
 
-/// What the injection thread is told.
+/// The customer's switch, as the injection thread and the stream reader
+/// see it: read before every event, so turning control off (or ending)
+/// takes effect before the next one, never behind a queue of them.
 #[derive(Debug)]
-pub enum Command {
-    /// Apply an input.
-    Input(Input),
-    /// The customer turned control on or off.
-    Allow(bool),
+struct Switch {
+    allowed: AtomicBool,
+    /// Counts every turn of the switch: an event queued before a turn is
+    /// dropped after it, so nothing sent while control was off (or before
+    /// it was last turned off) is applied once it is on again.
+    turns: AtomicU64,
+    blocked: AtomicU64,
+}
+
+impl Switch {
+    fn allows(&self, turn: u64) -> bool {
+        self.allowed.load(Ordering::SeqCst) && self.turns.load(Ordering::SeqCst) == turn
+    }
+}
+
+/// An input waiting for the injection thread, with the turn of the switch
+/// it came in.
+#[derive(Debug)]
+enum Queued {
+    Input {
+        input: Input,
+        turn: u64,
+    },
+    /// The switch turned: release what is held if it is off now.
+    Turned,
 }
 
 /// The agent's injection thread: owns the injector, so its drop (releasing
 /// every key) happens when the last handle is gone, however the session ends.
 #[derive(Clone, Debug)]
 pub struct InjectorHandle {
-    tx: mpsc::Sender<Command>,
-    blocked: Arc<std::sync::atomic::AtomicU64>,
+    tx: mpsc::Sender<Queued>,
+    switch: Arc<Switch>,
 }
 
 impl InjectorHandle {
-    /// Starts the thread.
-    pub fn start(mut injector: Injector) -> InjectorHandle {
-        let (tx, mut rx) = mpsc::channel::<Command>(INJECT_QUEUE);
-        let blocked = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let counter = blocked.clone();
+    /// Starts the thread; control starts as `allowed`.
+    pub fn start(mut injector: Injector, allowed: bool) -> InjectorHandle {
+        let (tx, mut rx) = mpsc::channel::<Queued>(INJECT_QUEUE);
+        let switch = Arc::new(Switch {
+            allowed: AtomicBool::new(allowed),
+            turns: AtomicU64::new(0),
+            blocked: AtomicU64::new(0),
+        });
+        let state = switch.clone();
         std::thread::Builder::new()
             .name("lifebuoy-input".into())
             .spawn(move || {
-                while let Some(command) = rx.blocking_recv() {
-                    let result = match command {
-                        Command::Input(input) => injector.apply(&input).map(|applied| {
-                            if applied == Applied::Blocked {
-                                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            }
-                        }),
-                        Command::Allow(allowed) => injector.allow(allowed),
+                let mut seen_turn = 0;
+                while let Some(item) = rx.blocking_recv() {
+                    // Whatever the switch did since (off, or off and on
+                    // again), nothing held before it stays held.
+                    let turn = state.turns.load(Ordering::SeqCst);
+                    if turn != seen_turn {
+                        if let Err(e) = injector.release_all() {
+                            tracing::warn!("input: {e}");
+                        }
+                    }
+                    seen_turn = turn;
+                    let Queued::Input { input, turn } = item else { continue };
+                    let result = match input {
+                        // Releasing is always allowed: it only lets go.
+                        Input::ReleaseAll => injector.release_all().map(|()| Applied::Done),
+                        _ if !state.allows(turn) => Ok(Applied::Blocked),
+                        _ => injector.apply(&input, &|| state.allows(turn)),
                     };
-                    if let Err(e) = result {
-                        tracing::warn!("input: {e}");
+                    match result {
+                        Ok(Applied::Blocked) => {
+                            state.blocked.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(Applied::Done) => {}
+                        Err(e) => tracing::warn!("input: {e}"),
                     }
                 }
                 // Dropping the injector releases everything it holds.
             })
             .expect("spawning the input thread");
-        InjectorHandle { tx, blocked }
+        InjectorHandle { tx, switch }
     }
 
-    /// Passes a command to the thread, in order.
-    pub async fn command(&self, command: Command) -> Result<(), InputClosed> {
-        self.tx.send(command).await.map_err(|_| InputClosed)
+    /// Turns control on or off, at once: the event being applied is the
+    /// last (a wheel stops between notches, text between characters), what
+    /// is queued is dropped, and everything held is released.
+    pub fn set_allowed(&self, allowed: bool) {
+        self.switch.allowed.store(allowed, Ordering::SeqCst);
+        self.switch.turns.fetch_add(1, Ordering::SeqCst);
+        // Wakes an idle thread to release; a busy one sees the turn anyway.
+        let _ = self.tx.try_send(Queued::Turned);
+    }
+
+    /// Whether control is on.
+    pub fn allowed(&self) -> bool {
+        self.switch.allowed.load(Ordering::SeqCst)
+    }
+
+    /// Passes an input to the thread, in order; while control is off it is
+    /// dropped here (the queue never fills with what will not be applied).
+    pub async fn send(&self, input: Input) -> Result<(), InputClosed> {
+        let turn = self.switch.turns.load(Ordering::SeqCst);
+        if !matches!(input, Input::ReleaseAll) && !self.switch.allows(turn) {
+            self.switch.blocked.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        self.tx.send(Queued::Input { input, turn }).await.map_err(|_| InputClosed)
     }
 
     /// Inputs dropped because control was off.
     pub fn blocked(&self) -> u64 {
-        self.blocked.load(std::sync::atomic::Ordering::Relaxed)
+        self.switch.blocked.load(Ordering::Relaxed)
     }
 }
 
@@ -173,11 +241,11 @@ pub async fn receive_input(
 ) -> Result<(), SessionError> {
     let result = async {
         while let Some(input) = stream.recv().await? {
-            injector.command(Command::Input(input)).await.map_err(|_| SessionError::StreamClosed)?;
+            injector.send(input).await.map_err(|_| SessionError::StreamClosed)?;
         }
         Ok(())
     }
     .await;
-    let _ = injector.command(Command::Input(Input::ReleaseAll)).await;
+    let _ = injector.send(Input::ReleaseAll).await;
     result
 }

@@ -22,10 +22,11 @@ use std::time::{Duration, Instant};
 
 use lifebuoy_proto::datagram::{Datagram, RelaySide};
 use lifebuoy_proto::rendezvous::{CandidateKind, Go};
+use lifebuoy_proto::Role;
 use tokio::task::JoinSet;
 
 use super::socket::PeerEndpoint;
-use crate::session::{LocalSide, Session, SessionError};
+use crate::session::{LocalSide, NonceGate, Session, SessionError};
 
 /// TTL of the viewer's probes: through its own NAT, not to the agent's.
 /// `LIFEBUOY_PROBE_TTL` overrides it (a technician behind two NATs needs 3).
@@ -102,6 +103,13 @@ pub async fn connect_peer(
     go: &Go,
     relay: Option<SocketAddr>,
 ) -> Result<PeerLink, SessionError> {
+    // The agent is always the QUIC client: the side that answers hellos
+    // hands out nonces, and that must be the technician's, whose window
+    // stands before the customer says yes (see `session::nonce`).
+    match (local.role, go.quic_client) {
+        (Role::Agent, true) | (Role::Viewer, false) => {}
+        _ => return Err(SessionError::WrongSide),
+    }
     let attempt = async {
         if go.quic_client {
             as_client(endpoint, local, go, relay).await
@@ -175,15 +183,10 @@ async fn as_client(
     tokio::time::sleep(Duration::from_millis(go.punch_in_ms.into())).await;
     let started = Instant::now();
     let mut attempts = JoinSet::new();
-    let mut seen = Vec::new();
     // Through a TCP tunnel there is no direct path: only the relay.
-    let direct = if endpoint.is_tunnel() { &[][..] } else { &go.peer_candidates[..] };
+    let direct = if endpoint.is_tunnel() { Vec::new() } else { go.plausible_candidates() };
     for c in direct {
         let addr = SocketAddr::from(c.addr);
-        if seen.contains(&addr) {
-            continue;
-        }
-        seen.push(addr);
         let delay = if c.kind == CandidateKind::Host { Duration::ZERO } else { LAN_HEAD_START };
         let (quic, local, pin) = (endpoint.quic.clone(), local.clone(), go.peer);
         attempts.spawn(async move {
@@ -252,8 +255,12 @@ async fn as_server(
     let targets: Vec<SocketAddr> = if endpoint.is_tunnel() {
         Vec::new()
     } else {
-        go.peer_candidates.iter().map(|c| c.addr.into()).collect()
+        go.plausible_candidates().iter().map(|c| c.addr.into()).collect()
     };
+    // Connections are taken only while this punch runs, and each must
+    // pass the same budget of verification nonces.
+    let mut window = endpoint.open_window();
+    let nonces = NonceGate::new();
     let probe = async {
         let punch = Datagram::Punch { token: go.relay_token };
         let ttl = probe_ttl();
@@ -275,12 +282,12 @@ async fn as_server(
     tokio::pin!(probe, relay_bind);
     loop {
         tokio::select! {
-            incoming = endpoint.quic.accept() => {
+            incoming = window.next() => {
                 let Some(incoming) = incoming else { return Err(SessionError::LocallyClosed) };
-                let (local, pin) = (local.clone(), go.peer);
+                let (local, pin, nonces) = (local.clone(), go.peer, nonces.clone());
                 handshakes.spawn(async move {
                     let addr = incoming.remote_address();
-                    (addr, Session::accept(incoming, &local, pin).await)
+                    (addr, Session::accept(incoming, &local, pin, &nonces).await)
                 });
             }
             joined = handshakes.join_next(), if !handshakes.is_empty() => {

@@ -143,6 +143,22 @@ enum Transport {
     Tunnel(Arc<TcpTunnel>),
 }
 
+/// Whether an endpoint takes connections from peers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accepting {
+    /// Never: the agent is always the QUIC client, so its endpoint has no
+    /// server side at all and answers no connection attempt.
+    Never,
+    /// Only while a punch for an accepted request runs (the viewer); every
+    /// connection that arrives at another time is refused at once.
+    WhilePunching,
+}
+
+/// Connections that arrive while a punch waits for them.
+type Window = Arc<std::sync::Mutex<Option<mpsc::Sender<quinn::Incoming>>>>;
+/// Connections waiting for the punch that opened the window; more are refused.
+const WINDOW_QUEUE: usize = 16;
+
 /// An agent's or viewer's endpoint: one socket for the rendezvous, the
 /// punch probes, the relay and the peer.
 #[derive(Debug)]
@@ -151,20 +167,25 @@ pub struct PeerEndpoint {
     pub quic: quinn::Endpoint,
     transport: Transport,
     control: tokio::sync::Mutex<mpsc::Receiver<(SocketAddr, Datagram)>>,
+    window: Window,
+    gate: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl PeerEndpoint {
-    /// Binds `addr`. Incoming connections are refused unless accepted with
-    /// a pin (see [`super::make_endpoint`]).
-    pub fn bind(addr: SocketAddr, identity: &Identity) -> Result<PeerEndpoint, EndpointError> {
+    /// Binds `addr`; peers' connections are taken as `accepting` says.
+    pub fn bind(
+        addr: SocketAddr,
+        identity: &Identity,
+        accepting: Accepting,
+    ) -> Result<PeerEndpoint, EndpointError> {
         let bind_err = |source| EndpointError::Bind { addr, source };
         let std_socket = bind_udp(addr).map_err(bind_err)?;
         let raw = socket2::Socket::from(std_socket.try_clone().map_err(bind_err)?);
         let inner = quinn::Runtime::wrap_udp_socket(&quinn::TokioRuntime, std_socket).map_err(bind_err)?;
         let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
         let socket = Arc::new(SharedSocket { inner, raw, control: tx });
-        let quic = Self::endpoint(identity, socket.clone()).map_err(|e| e.at(addr))?;
-        Ok(PeerEndpoint { quic, transport: Transport::Udp(socket), control: tokio::sync::Mutex::new(rx) })
+        let quic = Self::endpoint(identity, socket.clone(), accepting).map_err(|e| e.at(addr))?;
+        Ok(Self::new(quic, Transport::Udp(socket), rx, accepting))
     }
 
     /// An endpoint whose datagrams travel through the relay's TCP tunnel at
@@ -174,28 +195,56 @@ impl PeerEndpoint {
         tcp: SocketAddr,
         rendezvous: SocketAddr,
         identity: &Identity,
+        accepting: Accepting,
     ) -> Result<PeerEndpoint, EndpointError> {
         let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
         let tunnel = TcpTunnel::connect(tcp, rendezvous, tx)
             .await
             .map_err(|source| EndpointError::Bind { addr: tcp, source })?;
-        let quic = Self::endpoint(identity, tunnel.clone()).map_err(|e| e.at(tcp))?;
-        Ok(PeerEndpoint { quic, transport: Transport::Tunnel(tunnel), control: tokio::sync::Mutex::new(rx) })
+        let quic = Self::endpoint(identity, tunnel.clone(), accepting).map_err(|e| e.at(tcp))?;
+        Ok(Self::new(quic, Transport::Tunnel(tunnel), rx, accepting))
+    }
+
+    fn new(
+        quic: quinn::Endpoint,
+        transport: Transport,
+        control: mpsc::Receiver<(SocketAddr, Datagram)>,
+        accepting: Accepting,
+    ) -> PeerEndpoint {
+        let window = Window::default();
+        let gate =
+            (accepting == Accepting::WhilePunching).then(|| tokio::spawn(gate(quic.clone(), window.clone())));
+        PeerEndpoint { quic, transport, control: tokio::sync::Mutex::new(control), window, gate }
     }
 
     fn endpoint(
         identity: &Identity,
         socket: Arc<dyn AsyncUdpSocket>,
+        accepting: Accepting,
     ) -> Result<quinn::Endpoint, EndpointSetup> {
-        let (server, _) =
-            server_config(identity, ClientPolicy::Nobody, ALPN_PEER).map_err(EndpointSetup::Tls)?;
+        let server = match accepting {
+            Accepting::Never => None,
+            // Each connection is accepted with its own pin (`Session::accept`);
+            // the endpoint's default refuses every client certificate.
+            Accepting::WhilePunching => {
+                Some(server_config(identity, ClientPolicy::Nobody, ALPN_PEER).map_err(EndpointSetup::Tls)?.0)
+            }
+        };
         quinn::Endpoint::new_with_abstract_socket(
             endpoint_config(),
-            Some(server),
+            server,
             socket,
             Arc::new(quinn::TokioRuntime),
         )
         .map_err(EndpointSetup::Io)
+    }
+
+    /// Opens the endpoint to peers' connections until the returned window
+    /// is dropped. Without a server side (the agent) nothing ever comes.
+    pub fn open_window(&self) -> PunchWindow {
+        let (tx, rx) = mpsc::channel(WINDOW_QUEUE);
+        *self.window.lock().expect("not poisoned") = Some(tx);
+        PunchWindow { rx, window: self.window.clone() }
     }
 
     /// Whether datagrams go through the TCP tunnel.
@@ -220,9 +269,68 @@ impl PeerEndpoint {
         }
     }
 
+    /// Tells the relay the session of `token` is over, so it forgets the
+    /// pair now (sent twice: a datagram may be lost, and no answer comes).
+    pub fn release_relay(&self, relay: SocketAddr, token: [u8; 16]) {
+        let release = Datagram::RelayRelease { token };
+        for _ in 0..2 {
+            let _ = self.send(relay, &release, None);
+        }
+    }
+
     /// The next lifebuoy datagram that arrived.
     pub async fn recv(&self) -> Option<(SocketAddr, Datagram)> {
         self.control.lock().await.recv().await
+    }
+}
+
+impl Drop for PeerEndpoint {
+    fn drop(&mut self) {
+        if let Some(gate) = &self.gate {
+            gate.abort();
+        }
+    }
+}
+
+/// Hands each connection that arrives to the punch waiting for one, and
+/// refuses it at once when none waits (or the punch has enough queued):
+/// nothing is kept for a later session.
+async fn gate(quic: quinn::Endpoint, window: Window) {
+    while let Some(incoming) = quic.accept().await {
+        let open = window.lock().expect("not poisoned").clone();
+        match open {
+            Some(punch) => {
+                if let Err(
+                    mpsc::error::TrySendError::Full(incoming) | mpsc::error::TrySendError::Closed(incoming),
+                ) = punch.try_send(incoming)
+                {
+                    incoming.refuse();
+                }
+            }
+            None => incoming.refuse(),
+        }
+    }
+}
+
+/// The time during which a punch takes peers' connections.
+#[derive(Debug)]
+pub struct PunchWindow {
+    rx: mpsc::Receiver<quinn::Incoming>,
+    window: Window,
+}
+
+impl PunchWindow {
+    /// The next connection that arrived while the window is open.
+    pub async fn next(&mut self) -> Option<quinn::Incoming> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for PunchWindow {
+    fn drop(&mut self) {
+        *self.window.lock().expect("not poisoned") = None;
+        // Whatever still waits is refused as it is dropped.
+        self.rx.close();
     }
 }
 

@@ -5,8 +5,9 @@
 //! rendezvous gave both, then forwards every datagram from one end's address
 //! to the other's, blind: QUIC and its pinned TLS run end to end through
 //! it, so the relay can read nothing and forge nothing. Tokens it was not
-//! told about are ignored; an unused token lapses; a pair idle for
-//! [`PAIR_IDLE`] is forgotten.
+//! told about are ignored; an end binds only from where the rendezvous saw
+//! it; an unused token lapses; a pair goes when either end releases it at
+//! the end of its session, or when it has idled for [`PAIR_IDLE`].
 //!
 //! Binding also shows whether punching can work at all: the rendezvous
 //! tells the relay where it saw each end, and an end whose binding comes
@@ -20,8 +21,10 @@ use std::time::{Duration, Instant};
 
 use lifebuoy_proto::datagram::{is_lifebuoy, Datagram, RelaySide};
 
-/// A pair with no traffic for this long is dropped.
-pub const PAIR_IDLE: Duration = Duration::from_secs(30);
+/// A pair with no traffic for this long is dropped: its session sends a
+/// keep-alive every second and ends after 5 s of silence, so this is well
+/// past its end.
+pub const PAIR_IDLE: Duration = Duration::from_secs(10);
 /// Most tokens and pairs held at once.
 pub const PAIRS_MAX: usize = 10_000;
 
@@ -41,8 +44,14 @@ fn unroute(routes: &mut HashMap<Leg, (Leg, [u8; 16])>, token: &[u8; 16], pair: &
 pub enum Leg {
     /// Datagrams from and to this address on the UDP port.
     Udp(SocketAddr),
-    /// Channel 1 of this tunnel connection on the TCP port.
-    Tcp(u64),
+    /// Channel 1 of a tunnel connection on the TCP port.
+    Tcp {
+        /// The tunnel's number.
+        tunnel: u64,
+        /// The address its channel 0 reaches the rendezvous from (what the
+        /// rendezvous saw for this client).
+        proxy: SocketAddr,
+    },
 }
 
 #[derive(Debug)]
@@ -68,7 +77,20 @@ fn remapped(leg: Leg, observed: SocketAddr) -> bool {
     let canonical = |a: SocketAddr| (a.ip().to_canonical(), a.port());
     match leg {
         Leg::Udp(addr) => canonical(addr) != canonical(observed),
-        Leg::Tcp(_) => false,
+        Leg::Tcp { .. } => false,
+    }
+}
+
+/// Whether a binding may be the end the rendezvous saw at `observed`: a
+/// UDP end from the same IP address (a NAT that maps per destination
+/// gives the relay another port, never another address to the same
+/// host), a tunnel end through the very tunnel that carried its sign-in.
+/// Anyone else who learned the token (it travels in the clear) cannot
+/// take the end.
+fn from_observed(leg: Leg, observed: SocketAddr) -> bool {
+    match leg {
+        Leg::Udp(addr) => addr.ip().to_canonical() == observed.ip().to_canonical(),
+        Leg::Tcp { proxy, .. } => proxy == observed,
     }
 }
 
@@ -105,10 +127,15 @@ impl Pairings {
             return Forward::Drop;
         }
         if is_lifebuoy(bytes[0]) {
-            if let Ok(Datagram::RelayBind { token, side }) = Datagram::decode(bytes) {
-                return self.bind(now, from, token, side);
+            match Datagram::decode(bytes) {
+                Ok(Datagram::RelayBind { token, side }) => return self.bind(now, from, token, side),
+                Ok(Datagram::RelayRelease { token }) => {
+                    self.release(from, token);
+                    return Forward::Drop;
+                }
+                // Punch probes and anything else between bound peers pass through.
+                _ => {}
             }
-            // Punch probes and anything else between bound peers pass through.
         }
         match self.routes.get(&from) {
             Some(&(to, token)) => {
@@ -126,10 +153,13 @@ impl Pairings {
         if pair.expires <= now {
             return Forward::Drop;
         }
-        let slot = match side {
-            RelaySide::Client => &mut pair.client,
-            RelaySide::Server => &mut pair.server,
+        let (slot, observed) = match side {
+            RelaySide::Client => (&mut pair.client, pair.observed.client),
+            RelaySide::Server => (&mut pair.server, pair.observed.server),
         };
+        if !from_observed(from, observed) {
+            return Forward::Drop;
+        }
         match slot {
             None => *slot = Some(from),
             // First binding wins: a second address for the same end is ignored.
@@ -148,6 +178,15 @@ impl Pairings {
         }
         reply.extend([(client, bound), (server, bound)]);
         Forward::Reply(reply)
+    }
+
+    /// A bound end says its session is over: the pair goes at once.
+    fn release(&mut self, from: Leg, token: [u8; 16]) {
+        let bound = self.tokens.get(&token).is_some_and(|p| p.client == Some(from) || p.server == Some(from));
+        if bound {
+            let pair = self.tokens.remove(&token).expect("just looked up");
+            unroute(&mut self.routes, &token, &pair);
+        }
     }
 
     /// Forgets lapsed tokens and idle pairs.
@@ -276,11 +315,9 @@ mod tests {
         let bound = |t: u8| Datagram::RelayBound { token: [t; 16] };
         let none = |t: u8| Datagram::NoDirectPath { token: [t; 16] };
         // Each end's NAT in turn gave the relay another port.
-        for (token, observed) in [
-            (1, seen(addr("198.51.100.2:39999"), viewer)),
-            (2, seen(agent, addr("203.0.113.7:5001"))),
-            (3, seen(addr("198.51.100.9:40000"), viewer)),
-        ] {
+        for (token, observed) in
+            [(1, seen(addr("198.51.100.2:39999"), viewer)), (2, seen(agent, addr("203.0.113.7:5001")))]
+        {
             p.allow([token; 16], now + Duration::from_secs(60), observed);
             p.on_datagram(now, agent, &bind(token, RelaySide::Client));
             assert_eq!(
@@ -301,11 +338,69 @@ mod tests {
             Forward::Reply(vec![(agent, bound(4)), (viewer, bound(4))])
         );
         // A tunnel end has no mapping to compare.
-        p.allow([5; 16], now + Duration::from_secs(60), seen(agent, viewer));
-        p.on_datagram(now, Leg::Tcp(7), &bind(5, RelaySide::Client));
+        let proxy: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        let tunnel = Leg::Tcp { tunnel: 7, proxy };
+        p.allow(
+            [5; 16],
+            now + Duration::from_secs(60),
+            Observed { client: proxy, server: seen(agent, viewer).server },
+        );
+        p.on_datagram(now, tunnel, &bind(5, RelaySide::Client));
         assert_eq!(
             p.on_datagram(now, viewer, &bind(5, RelaySide::Server)),
-            Forward::Reply(vec![(Leg::Tcp(7), bound(5)), (viewer, bound(5))])
+            Forward::Reply(vec![(tunnel, bound(5)), (viewer, bound(5))])
         );
+    }
+
+    #[test]
+    fn an_end_binds_only_from_where_the_rendezvous_saw_it() {
+        let now = Instant::now();
+        let mut p = Pairings::default();
+        let (agent, viewer) = (addr("198.51.100.2:40000"), addr("203.0.113.7:5000"));
+        p.allow([1; 16], now + Duration::from_secs(60), seen(agent, viewer));
+        // Someone who read the token off the wire, from another address.
+        assert_eq!(
+            p.on_datagram(now, addr("198.51.100.9:40000"), &bind(1, RelaySide::Client)),
+            Forward::Drop
+        );
+        assert_eq!(p.on_datagram(now, addr("203.0.113.8:5000"), &bind(1, RelaySide::Server)), Forward::Drop);
+        let tunnel = Leg::Tcp { tunnel: 3, proxy: "127.0.0.1:7000".parse().unwrap() };
+        assert_eq!(p.on_datagram(now, tunnel, &bind(1, RelaySide::Client)), Forward::Drop);
+        // The ends themselves still bind, the agent's NAT from another port.
+        assert_eq!(
+            p.on_datagram(now, addr("198.51.100.2:40001"), &bind(1, RelaySide::Client)),
+            Forward::Drop
+        );
+        assert!(matches!(p.on_datagram(now, viewer, &bind(1, RelaySide::Server)), Forward::Reply(_)));
+        // A tunnel end binds through its own tunnel only.
+        let proxy: SocketAddr = "127.0.0.1:7001".parse().unwrap();
+        p.allow(
+            [2; 16],
+            now + Duration::from_secs(60),
+            Observed { client: proxy, server: seen(agent, viewer).server },
+        );
+        let other = Leg::Tcp { tunnel: 4, proxy: "127.0.0.1:7002".parse().unwrap() };
+        assert_eq!(p.on_datagram(now, other, &bind(2, RelaySide::Client)), Forward::Drop);
+        let own = Leg::Tcp { tunnel: 5, proxy };
+        assert_eq!(p.on_datagram(now, own, &bind(2, RelaySide::Client)), Forward::Drop);
+        assert!(matches!(p.on_datagram(now, viewer, &bind(2, RelaySide::Server)), Forward::Reply(_)));
+    }
+
+    #[test]
+    fn a_pair_ends_with_its_session() {
+        let now = Instant::now();
+        let mut p = Pairings::default();
+        let (agent, viewer, stranger) =
+            (addr("198.51.100.2:40000"), addr("203.0.113.7:5000"), addr("203.0.113.66:1"));
+        let release = Datagram::RelayRelease { token: [1; 16] }.encode();
+        p.allow([1; 16], now + Duration::from_secs(60), seen(agent, viewer));
+        p.on_datagram(now, agent, &bind(1, RelaySide::Client));
+        p.on_datagram(now, viewer, &bind(1, RelaySide::Server));
+        assert_eq!(p.on_datagram(now, stranger, &release), Forward::Drop);
+        assert_eq!(p.on_datagram(now, agent, &[0xc3; 10]), Forward::To(viewer), "a stranger cannot end it");
+        assert_eq!(p.on_datagram(now, viewer, &release), Forward::Drop);
+        assert!(p.is_empty());
+        assert_eq!(p.on_datagram(now, agent, &[0xc3; 10]), Forward::Drop);
+        assert_eq!(p.on_datagram(now, agent, &bind(1, RelaySide::Client)), Forward::Drop, "nor bound again");
     }
 }

@@ -37,12 +37,14 @@ pub struct Relay {
     pairings: Arc<Mutex<Pairings>>,
     udp: SocketAddr,
     tcp: Option<SocketAddr>,
+    clients: TunnelClients,
 }
 
 struct Shared {
     pairings: Arc<Mutex<Pairings>>,
     udp: Arc<UdpSocket>,
     legs: Legs,
+    clients: TunnelClients,
 }
 
 impl Relay {
@@ -56,7 +58,13 @@ impl Relay {
         let socket = Arc::new(UdpSocket::from_std(crate::net::endpoint::bind_udp(udp)?)?);
         let udp = socket.local_addr()?;
         let pairings = Arc::new(Mutex::new(Pairings::default()));
-        let shared = Arc::new(Shared { pairings: pairings.clone(), udp: socket, legs: Arc::default() });
+        let clients = TunnelClients::default();
+        let shared = Arc::new(Shared {
+            pairings: pairings.clone(),
+            udp: socket,
+            legs: Arc::default(),
+            clients: clients.clone(),
+        });
         tokio::spawn(udp_loop(shared.clone()));
         let tcp = match tcp {
             Some(addr) => {
@@ -75,7 +83,7 @@ impl Relay {
                 sweeper.lock().expect("not poisoned").sweep(Instant::now());
             }
         });
-        Ok(Relay { pairings, udp, tcp })
+        Ok(Relay { pairings, udp, tcp, clients })
     }
 
     /// The UDP address.
@@ -86,6 +94,11 @@ impl Relay {
     /// The TCP tunnel address, if it runs.
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
         self.tcp
+    }
+
+    /// The clients behind the tunnels, by the address the rendezvous sees.
+    pub fn tunnel_clients(&self) -> TunnelClients {
+        self.clients.clone()
     }
 
     /// Accept bindings for `token` until `expires` from two ends the
@@ -101,7 +114,7 @@ impl Shared {
             Leg::Udp(addr) => {
                 let _ = self.udp.send_to(bytes, addr).await;
             }
-            Leg::Tcp(id) => {
+            Leg::Tcp { tunnel: id, .. } => {
                 let mut frame = Vec::with_capacity(bytes.len() + 3);
                 if encode(Channel::Relay, bytes, &mut frame).is_ok() {
                     let tx = self.legs.lock().expect("not poisoned").get(&id).cloned();
@@ -139,11 +152,50 @@ async fn udp_loop(shared: Arc<Shared>) {
     }
 }
 
+/// Where each tunnel's channel 0 reaches the rendezvous from (its proxy
+/// socket's address), and the address of the client behind it: the
+/// rendezvous sees only the proxy, but limits the client.
+#[derive(Clone, Debug, Default)]
+pub struct TunnelClients(Arc<Mutex<HashMap<SocketAddr, IpAddr>>>);
+
+impl TunnelClients {
+    /// The client behind a tunnel whose proxy has the address `proxy`.
+    pub fn client_of(&self, proxy: SocketAddr) -> Option<IpAddr> {
+        self.0.lock().expect("not poisoned").get(&proxy).copied()
+    }
+
+    fn insert(&self, proxy: SocketAddr, client: IpAddr) {
+        self.0.lock().expect("not poisoned").insert(proxy, client);
+    }
+
+    fn remove(&self, proxy: SocketAddr) {
+        self.0.lock().expect("not poisoned").remove(&proxy);
+    }
+}
+
+/// The longest pause of the accept loop after an error (descriptors
+/// exhausted, say): the loop waits rather than spins, doubling from 10 ms.
+pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
 async fn tcp_accept(listener: TcpListener, shared: Arc<Shared>, rendezvous: SocketAddr) {
     let next = AtomicU64::new(1);
     let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    let mut backoff = Duration::ZERO;
     loop {
-        let Ok((stream, from)) = listener.accept().await else { continue };
+        let (stream, from) = match listener.accept().await {
+            Ok(accepted) => {
+                backoff = Duration::ZERO;
+                accepted
+            }
+            Err(e) => {
+                if backoff.is_zero() {
+                    tracing::warn!("the TCP tunnel cannot accept connections: {e}; retrying");
+                }
+                backoff = (backoff * 2).clamp(Duration::from_millis(10), ACCEPT_BACKOFF_MAX);
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        };
         let ip = from.ip();
         // Dropping the stream closes it: a flood from one address gets
         // nothing and leaves room for everyone else.
@@ -161,9 +213,9 @@ async fn tcp_accept(listener: TcpListener, shared: Arc<Shared>, rendezvous: Sock
         let id = next.fetch_add(1, Ordering::Relaxed);
         let (shared, per_ip) = (shared.clone(), per_ip.clone());
         tokio::spawn(async move {
-            let _ = tunnel(id, stream, &shared, rendezvous).await;
-            shared.legs.lock().expect("not poisoned").remove(&id);
-            shared.pairings.lock().expect("not poisoned").forget(Leg::Tcp(id));
+            if let Err(e) = tunnel(id, stream, ip, &shared, rendezvous).await {
+                tracing::debug!(%from, "tunnel ended: {e}");
+            }
             let mut counts = per_ip.lock().expect("not poisoned");
             if let Some(n) = counts.get_mut(&ip) {
                 *n -= 1;
@@ -175,32 +227,58 @@ async fn tcp_accept(listener: TcpListener, shared: Arc<Shared>, rendezvous: Sock
     }
 }
 
-/// Serves one tunnel connection until it closes or idles out.
-async fn tunnel(id: u64, stream: TcpStream, shared: &Shared, rendezvous: SocketAddr) -> std::io::Result<()> {
+/// What one tunnel holds beside its TCP stream; dropping it, on whatever
+/// path the tunnel ends, ends its tasks, closes its proxy socket and
+/// forgets its leg.
+struct TunnelParts<'a> {
+    shared: &'a Shared,
+    leg: Option<Leg>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for TunnelParts<'_> {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Some(leg @ Leg::Tcp { tunnel, proxy }) = self.leg {
+            self.shared.legs.lock().expect("not poisoned").remove(&tunnel);
+            self.shared.pairings.lock().expect("not poisoned").forget(leg);
+            self.shared.clients.remove(proxy);
+        }
+    }
+}
+
+/// Serves one tunnel connection until it closes, breaks the framing or
+/// idles out.
+async fn tunnel(
+    id: u64,
+    stream: TcpStream,
+    client: IpAddr,
+    shared: &Shared,
+    rendezvous: SocketAddr,
+) -> std::io::Result<()> {
+    let mut parts = TunnelParts { shared, leg: None, tasks: Vec::new() };
     stream.set_nodelay(true)?;
     let (mut reader, writer) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Vec<u8>>(TUNNEL_QUEUE);
-    shared.legs.lock().expect("not poisoned").insert(id, tx.clone());
+    parts.tasks.push(tokio::spawn(write_frames(writer, rx)));
     // Channel 0: a UDP socket of its own towards the rendezvous, so the
-    // rendezvous sees one address per tunnel.
-    let local_ip: IpAddr =
-        if rendezvous.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() };
-    let proxy_bind = if rendezvous.ip().is_loopback() || rendezvous.ip().is_unspecified() {
-        SocketAddr::new(local_ip, 0)
-    } else {
-        SocketAddr::new(
-            if rendezvous.is_ipv4() { [0, 0, 0, 0].into() } else { std::net::Ipv6Addr::UNSPECIFIED.into() },
-            0,
-        )
-    };
+    // rendezvous sees one address per tunnel. Bound to the address it
+    // sends from, so its own address is exactly what the rendezvous sees.
     let target = if rendezvous.ip().is_unspecified() {
-        SocketAddr::new(local_ip, rendezvous.port())
+        let loopback: IpAddr =
+            if rendezvous.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() };
+        SocketAddr::new(loopback, rendezvous.port())
     } else {
         rendezvous
     };
-    let proxy = Arc::new(UdpSocket::bind(proxy_bind).await?);
-    let writer_task = tokio::spawn(write_frames(writer, rx));
-    let proxy_back = {
+    let proxy = Arc::new(UdpSocket::bind(SocketAddr::new(target.ip(), 0)).await?);
+    let leg = Leg::Tcp { tunnel: id, proxy: proxy.local_addr()? };
+    parts.leg = Some(leg);
+    shared.legs.lock().expect("not poisoned").insert(id, tx.clone());
+    shared.clients.insert(proxy.local_addr()?, client);
+    parts.tasks.push({
         let proxy = proxy.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 2048];
@@ -216,14 +294,14 @@ async fn tunnel(id: u64, stream: TcpStream, shared: &Shared, rendezvous: SocketA
                 }
             }
         })
-    };
+    });
     let mut decoder = TunnelDecoder::server_side();
     let mut buf = vec![0u8; 64 * 1024];
-    let result = loop {
+    loop {
         let n = match tokio::time::timeout(TUNNEL_IDLE, reader.read(&mut buf)).await {
-            Ok(Ok(0)) | Err(_) => break Ok(()),
+            Ok(Ok(0)) | Err(_) => return Ok(()),
             Ok(Ok(n)) => n,
-            Ok(Err(e)) => break Err(e),
+            Ok(Err(e)) => return Err(e),
         };
         decoder.push(&buf[..n]);
         let mut datagrams = Vec::new();
@@ -231,7 +309,7 @@ async fn tunnel(id: u64, stream: TcpStream, shared: &Shared, rendezvous: SocketA
             match decoder.next_datagram() {
                 Ok(Some((channel, d))) => datagrams.push((channel, d.to_vec())),
                 Ok(None) => break,
-                Err(_) => return Ok(()),
+                Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())),
             }
         }
         for (channel, d) in datagrams {
@@ -239,11 +317,8 @@ async fn tunnel(id: u64, stream: TcpStream, shared: &Shared, rendezvous: SocketA
                 Channel::Rendezvous => {
                     let _ = proxy.send_to(&d, target).await;
                 }
-                Channel::Relay => shared.handle(Leg::Tcp(id), &d).await,
+                Channel::Relay => shared.handle(leg, &d).await,
             }
         }
-    };
-    writer_task.abort();
-    proxy_back.abort();
-    result
+    }
 }

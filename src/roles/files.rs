@@ -58,14 +58,16 @@ pub struct Files {
 
 impl Files {
     /// Files for `link`: received into `inbox` (none: refused), news into
-    /// `news`. The returned sender is the one the inbox must report to.
-    pub fn new(link: Link, news: mpsc::Sender<FileNews>) -> (Files, Events) {
+    /// `news`; `peer_takes` says whether the other side takes files until
+    /// it says otherwise. The returned sender is the one the inbox must
+    /// report to.
+    pub fn new(link: Link, news: mpsc::Sender<FileNews>, peer_takes: bool) -> (Files, Events) {
         let received = forward(news.clone(), false);
         let files = Files {
             link,
             inbox: None,
             receiving: AtomicBool::new(false),
-            peer_takes: AtomicBool::new(true),
+            peer_takes: AtomicBool::new(peer_takes),
             outgoing: Mutex::new(HashMap::new()),
             sent_events: forward(news, true),
         };

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use lifebuoy_proto::Fingerprint;
 
-use crate::net::socket::PeerEndpoint;
+use crate::net::socket::{Accepting, PeerEndpoint};
 use crate::rendezvous::client::RendezvousClient;
 use crate::session::{LocalSide, SessionError};
 
@@ -44,6 +44,9 @@ pub struct CompanyServer {
 pub enum Ending {
     /// This side ended it (button, window closed, tray, signal).
     Here,
+    /// The customer did not let the technician in (on the customer's side;
+    /// the technician sees `ByPeer(CustomerDeclined)`).
+    Declined,
     /// The other side ended it, and said why.
     ByPeer(lifebuoy_proto::control::EndReason),
     /// The connection was lost or closed without a word.
@@ -71,6 +74,7 @@ impl std::fmt::Display for Ending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Ending::Here => write!(f, "ended on this side"),
+            Ending::Declined => write!(f, "the customer did not allow the session"),
             Ending::ByPeer(reason) => write!(f, "ended by the other side ({reason:?})"),
             Ending::Lost(why) => write!(f, "connection lost: {why}"),
         }
@@ -143,8 +147,13 @@ pub async fn sign_in(
     local: &LocalSide,
     trying_tcp: impl FnOnce(),
 ) -> Result<(PeerEndpoint, RendezvousClient), Failure> {
+    // Only the technician's side takes connections from the peer.
+    let accepting = match local.role {
+        lifebuoy_proto::Role::Viewer => Accepting::WhilePunching,
+        _ => Accepting::Never,
+    };
     let over_udp = async {
-        let endpoint = PeerEndpoint::bind(bind_addr_for(server.addr), &local.identity)?;
+        let endpoint = PeerEndpoint::bind(bind_addr_for(server.addr), &local.identity, accepting)?;
         let client = RendezvousClient::connect(&endpoint.quic, server.addr, local, server.pin).await?;
         Ok::<_, SessionError>((endpoint, client))
     };
@@ -153,7 +162,7 @@ pub async fn sign_in(
         let tcp = SocketAddr::new(server.addr.ip(), server.tunnel_port);
         eprintln!("no answer from the company server over UDP {}; trying TCP {tcp}", server.addr);
         trying_tcp();
-        let endpoint = PeerEndpoint::tunnel(tcp, server.addr, &local.identity).await?;
+        let endpoint = PeerEndpoint::tunnel(tcp, server.addr, &local.identity, accepting).await?;
         let client = RendezvousClient::connect(&endpoint.quic, server.addr, local, server.pin).await?;
         Ok::<_, SessionError>((endpoint, client))
     };

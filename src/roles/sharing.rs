@@ -17,8 +17,8 @@ pub fn open_injector(
 ) -> Result<crate::input::InjectorHandle, String> {
     use crate::input::{Injector, InjectorHandle};
     let display = display.map(str::to_owned).or_else(|| std::env::var("DISPLAY").ok());
-    Injector::open(display.as_deref(), screen.monitors.clone(), allowed)
-        .map(InjectorHandle::start)
+    Injector::open(display.as_deref(), screen.monitors.clone())
+        .map(|injector| InjectorHandle::start(injector, allowed))
         .map_err(|e| format!("remote control unavailable: {e}"))
 }
 

@@ -68,6 +68,9 @@ pub struct SessionView {
     pub input: Arc<InputSender>,
     /// The connection (its round-trip time, live).
     pub link: crate::session::Link,
+    /// Whether the customer has let the technician in (nothing is shown
+    /// and no input goes out before).
+    pub allowed: tokio::sync::watch::Receiver<bool>,
 }
 
 impl SessionView {
@@ -258,17 +261,27 @@ async fn flow(
         match connect_peer(&endpoint, &local, &go, relay).await {
             Ok(link) => {
                 let screen = Arc::new(ScreenReceiver::start());
-                let input = Arc::new(InputSender::start(link.session.link.clone()));
+                let (allowed_tx, allowed) = tokio::sync::watch::channel(false);
+                let input = Arc::new(InputSender::start(link.session.link.clone(), allowed.clone()));
                 emit(ViewerEvent::Connected {
                     label,
                     fingerprint: link.session.peer.fingerprint,
                     code: link.session.peer.code.to_string(),
                     path: link.summary(),
                     setup: accepted.elapsed(),
-                    view: SessionView { screen: screen.clone(), input, link: link.session.link.clone() },
+                    view: SessionView {
+                        screen: screen.clone(),
+                        input,
+                        link: link.session.link.clone(),
+                        allowed,
+                    },
                 })
                 .await;
-                let quit = hold(setup, link.session, screen, commands, events).await;
+                let quit = hold(setup, link.session, screen, allowed_tx, commands, events).await;
+                // The relay may forget the pair now (the path may have been direct).
+                if let Some(relay) = relay {
+                    endpoint.release_relay(relay, go.relay_token);
+                }
                 if quit {
                     rv.close();
                     endpoint.quic.wait_idle().await;
@@ -288,12 +301,14 @@ async fn hold(
     setup: &ViewerSetup,
     mut session: crate::session::Session,
     screen: Arc<ScreenReceiver>,
+    allowed: tokio::sync::watch::Sender<bool>,
     commands: &mut mpsc::Receiver<ViewerCommand>,
     events: &mpsc::Sender<ViewerEvent>,
 ) -> bool {
     let emit = |e| async { events.send(e).await.is_ok() };
     let (news_tx, mut news) = mpsc::channel::<FileNews>(256);
-    let (files, inbox_events) = Files::new(session.link.clone(), news_tx);
+    // Nothing goes to the customer before the customer has said what it takes.
+    let (files, inbox_events) = Files::new(session.link.clone(), news_tx, false);
     let files = Arc::new(match open_inbox(setup.inbox.clone(), inbox_events) {
         Ok(inbox) => files.with_inbox(inbox),
         Err(e) => {
@@ -312,8 +327,10 @@ async fn hold(
             biased;
             msg = session.control.rx.recv() => match msg {
                 Ok(Some(Control::ScreenLayout { monitors })) => { emit(ViewerEvent::Layout(monitors)).await; }
+                // The first says the customer let the technician in.
                 Ok(Some(Control::Permissions(p))) => {
                     files.set_peer_takes(p.files);
+                    allowed.send_replace(true);
                     emit(ViewerEvent::Permissions(p)).await;
                 }
                 Ok(Some(Control::Clipboard { text })) => { emit(ViewerEvent::Clipboard(text)).await; }
@@ -412,8 +429,9 @@ async fn type_when_shown(view: SessionView, text: String) {
     say!("typed {text:?}");
 }
 
-/// Says how long the first full picture took after Accept; with a
-/// `photon` region, measures input -> photon there and ends the session.
+/// Says when the customer let the technician in (after Accept), and how
+/// long the first full picture took after that; with a `photon` region,
+/// measures input -> photon there and ends the session.
 async fn measure(
     view: SessionView,
     accepted: Instant,
@@ -421,8 +439,15 @@ async fn measure(
     commands: mpsc::Sender<ViewerCommand>,
 ) {
     use super::probe;
+    let mut allowed = view.allowed.clone();
+    if allowed.wait_for(|yes| *yes).await.is_err() {
+        return;
+    }
+    let allowed_at = Instant::now();
+    say!("allowed_after_ms={:.1}", (allowed_at - accepted).as_secs_f64() * 1e3);
     match probe::first_frame(&view).await {
-        Ok(at) => say!("first_frame_ms={:.1}", (at - accepted).as_secs_f64() * 1e3),
+        // From the customer's yes: the time before it is theirs, not ours.
+        Ok(at) => say!("first_frame_ms={:.1}", (at - allowed_at).as_secs_f64() * 1e3),
         Err(e) => return say!("first frame: {e}"),
     }
     let Some((region, keys)) = photon else { return };
@@ -483,6 +508,7 @@ pub async fn run(identity: Identity, options: ViewerOptions) -> anyhow::Result<(
     let mut view: Option<SessionView> = None;
     let mut typing: Option<tokio::task::JoinHandle<()>> = None;
     let mut probing: Option<tokio::task::JoinHandle<()>> = None;
+    let mut allowed = false;
     let send = |c| {
         let commands = commands.clone();
         async move {
@@ -517,10 +543,8 @@ pub async fn run(identity: Identity, options: ViewerOptions) -> anyhow::Result<(
                 if let Some(text) = options.type_text.clone() {
                     typing = Some(tokio::spawn(type_when_shown(v.clone(), text)));
                 }
-                if !options.send_files.is_empty() {
-                    send(ViewerCommand::SendFiles(options.send_files.clone())).await;
-                }
                 view = Some(v);
+                allowed = false;
             }
             ViewerEvent::ConnectFailed(why) => {
                 say!("could not reach the customer: {why}");
@@ -549,11 +573,17 @@ pub async fn run(identity: Identity, options: ViewerOptions) -> anyhow::Result<(
                     send(ViewerCommand::Clipboard(text)).await;
                 }
             }
-            ViewerEvent::Permissions(p) => say!(
-                "customer allows: see the screen {}, control {}",
-                if p.view { "yes" } else { "no" },
-                if p.control { "yes" } else { "no" }
-            ),
+            ViewerEvent::Permissions(p) => {
+                say!(
+                    "customer allows: see the screen {}, control {}",
+                    if p.view { "yes" } else { "no" },
+                    if p.control { "yes" } else { "no" }
+                );
+                // Files go once the customer has let the technician in.
+                if !std::mem::replace(&mut allowed, true) && !options.send_files.is_empty() {
+                    send(ViewerCommand::SendFiles(options.send_files.clone())).await;
+                }
+            }
             ViewerEvent::Inbox(dir) => say!("files received go to {}", dir.display()),
             ViewerEvent::File(news) => {
                 if let Some(line) = describe(&news) {

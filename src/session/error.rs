@@ -66,6 +66,14 @@ pub enum SessionError {
     /// The other side's verification nonce did not match its commitment.
     #[error("the other side's verification data does not match what it committed to")]
     Commitment,
+    /// This request's verification exchange is taken or used up: another
+    /// connection is in the middle of it, or it was tried too often.
+    #[error("refused another verification exchange: {0}")]
+    NonceRefused(#[from] lifebuoy_proto::verification::NonceRefused),
+    /// The company server told this side to take the other role in the
+    /// connection (the agent must always be the QUIC client).
+    #[error("the company server asked this side to take the wrong part in the connection; refused")]
+    WrongSide,
     /// The other side did not answer in time.
     #[error("no answer from the other side within {seconds} s during {stage}")]
     Timeout {

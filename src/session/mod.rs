@@ -15,6 +15,7 @@
 pub mod error;
 pub mod framed;
 pub mod link;
+pub mod nonce;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use lifebuoy_proto::{decode, Fingerprint, Hello, ProtocolVersion, Role, StreamKi
 pub use error::SessionError;
 pub use framed::{FramedRecv, FramedSend};
 pub use link::{IncomingStream, Link};
+pub use nonce::NonceGate;
 
 use crate::net::identity::Identity;
 use crate::net::pin::{ClientPolicy, Observed};
@@ -138,9 +140,8 @@ fn fail(conn: &quinn::Connection, err: SessionError) -> SessionError {
     let code = match &err {
         SessionError::Version(_) => CloseCode::VersionMismatch,
         SessionError::RoleMismatch { .. } => CloseCode::RoleMismatch,
-        SessionError::Protocol(_) | SessionError::Commitment | SessionError::UnexpectedStream => {
-            CloseCode::ProtocolError
-        }
+        SessionError::NonceRefused(_) => CloseCode::Busy,
+        SessionError::Timeout { .. } | SessionError::StreamClosed => CloseCode::Ended,
         _ => CloseCode::ProtocolError,
     };
     conn.close(quinn::VarInt::from_u32(code.to_u32()), err.to_string().as_bytes());
@@ -220,11 +221,14 @@ impl Session {
         Ok((hello, ControlChannel { tx, rx: rx.retype() }, code))
     }
 
-    /// Accepts an incoming connection from the holder of the key `pin` names.
+    /// Accepts an incoming connection from the holder of the key `pin`
+    /// names, as one of the connections that may become the session of a
+    /// request whose nonces `nonces` holds.
     pub async fn accept(
         incoming: quinn::Incoming,
         local: &LocalSide,
         pin: Fingerprint,
+        nonces: &NonceGate,
     ) -> Result<Session, SessionError> {
         let (config, verifier) = server_config(&local.identity, ClientPolicy::Pinned(pin), ALPN_PEER)?;
         let connecting = incoming.accept_with(Arc::new(config)).map_err(SessionError::from_connection)?;
@@ -233,7 +237,7 @@ impl Session {
         })
         .await
         .map_err(|e| explain(verifier.observed(), Some(pin), e))?;
-        match within("the hello exchange", Self::server_hellos(&conn, local, pin)).await {
+        match within("the hello exchange", Self::server_hellos(&conn, local, pin, nonces)).await {
             Ok((peer_hello, control, code)) => Ok(Session {
                 peer: PeerInfo { fingerprint: pin, hello: peer_hello, code },
                 control,
@@ -247,6 +251,7 @@ impl Session {
         conn: &quinn::Connection,
         local: &LocalSide,
         pin: Fingerprint,
+        nonces: &NonceGate,
     ) -> Result<(Hello, ControlChannel, VerificationCode), SessionError> {
         let (send, mut recv) = conn.accept_bi().await.map_err(SessionError::from_connection)?;
         let mut tag = [0u8; 1];
@@ -261,8 +266,8 @@ impl Session {
         let hello = match read_hello(&mut rx).await {
             Err(SessionError::Version(v)) => {
                 // Tell the peer our version before closing, so it can say
-                // which side must update.
-                tx.send(&local.hello(my_nonce)).await?;
+                // which side must update (no nonce: there is no exchange).
+                tx.send(&local.hello([0; NONCE_LEN])).await?;
                 tx.finish()?;
                 let _ = tokio::time::timeout(Duration::from_secs(1), tx.stopped()).await;
                 return Err(v.into());
@@ -270,11 +275,14 @@ impl Session {
             other => other?,
         };
         check_role(local, &hello)?;
+        // Our nonce goes to one exchange at a time, and to a few in all.
+        let ticket = nonces.take()?;
         tx.send(&local.hello(my_nonce)).await?;
         let mut rx = rx.retype::<Control>();
         match rx.recv().await? {
             Some(Control::Reveal { nonce }) => {
                 check_reveal(&hello.verification, &nonce).map_err(|_| SessionError::Commitment)?;
+                ticket.keep();
                 let code = VerificationCode::derive(&local.identity.fingerprint(), &pin, &nonce, &my_nonce);
                 Ok((hello, ControlChannel { tx: tx.retype(), rx }, code))
             }

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::i18n::{fill, Lang, Texts};
 use super::transfers::Transfers;
-use crate::roles::agent::{AgentCommand, AgentEvent, AgentSetup};
+use crate::roles::agent::{AgentCommand, AgentEvent, AgentSetup, Choice, Offer};
 use crate::roles::{Ending, Failure};
 
 /// Where the customer is.
@@ -27,6 +27,16 @@ pub enum Stage {
     Waiting(String),
     /// Accepted; the connection is being made.
     Connecting(String),
+    /// Connected; the customer is asked, with the code, whether to let
+    /// the technician in. Nothing is shared yet.
+    Asking {
+        /// The technician.
+        technician: String,
+        /// The code to compare.
+        code: String,
+        /// Path and round trip.
+        path: String,
+    },
     /// In a session.
     Connected {
         /// The technician.
@@ -58,6 +68,12 @@ pub struct AgentWindow {
     pub notice: Option<String>,
     /// What the technician may do.
     pub permissions: Permissions,
+    /// The switches while asked (the customer's choice).
+    pub choice: Choice,
+    /// Which switches the setup lets the customer turn on.
+    pub offer: Option<Offer>,
+    /// Whether what the customer copies goes to the technician.
+    pub clipboard_to_technician: bool,
     /// Files of the session.
     pub transfers: Transfers,
     /// Where received files go.
@@ -89,6 +105,9 @@ impl AgentWindow {
             label: String::new(),
             notice: None,
             permissions: Permissions::default(),
+            choice: Choice::default(),
+            offer: None,
+            clipboard_to_technician: false,
             transfers: Transfers::default(),
             inbox: None,
             messages: Vec::new(),
@@ -142,9 +161,18 @@ impl AgentWindow {
                 self.stage = Stage::Choosing;
             }
             AgentEvent::Connecting { technician } => self.stage = Stage::Connecting(technician),
-            AgentEvent::Connected { technician, code, path, .. } => {
-                self.stage = Stage::Connected { technician, code, path };
+            AgentEvent::Connected { technician, code, path, offer, .. } => {
+                self.choice = offer.choice;
+                self.offer = Some(offer);
+                self.stage = Stage::Asking { technician, code, path };
             }
+            AgentEvent::Allowed(choice) => {
+                if let Stage::Asking { technician, code, path } = self.stage.clone() {
+                    self.stage = Stage::Connected { technician, code, path };
+                }
+                self.choice = choice;
+            }
+            AgentEvent::ClipboardToTechnician(on) => self.clipboard_to_technician = on,
             AgentEvent::Permissions(p) => self.permissions = p,
             AgentEvent::Inbox(dir) => self.inbox = Some(dir),
             AgentEvent::File(news) => self.transfers.apply(news),
@@ -154,7 +182,10 @@ impl AgentWindow {
                 }
             }
             AgentEvent::DropRefused(why) => self.messages.push(super::transfers::refused(t, &why)),
-            AgentEvent::Sharing(_) | AgentEvent::Monitor(_) | AgentEvent::Clipboard { .. } => {}
+            AgentEvent::Sharing(_)
+            | AgentEvent::Monitor(_)
+            | AgentEvent::Clipboard { .. }
+            | AgentEvent::Denied => {}
             AgentEvent::Ended(ending) => {
                 self.stage = Stage::Ended(ending);
                 self.exit = true;
@@ -221,6 +252,7 @@ impl AgentWindow {
                     self.send(AgentCommand::End);
                 }
             }
+            Stage::Asking { technician, code, path } => self.asking(ui, &technician, &code, &path),
             Stage::Connected { technician, code, path } => self.connected(ui, &technician, &code, &path),
             Stage::Ended(ending) => {
                 ui.label(RichText::new(ending_text(t, &ending)).size(16.0));
@@ -286,6 +318,54 @@ impl AgentWindow {
         }
     }
 
+    fn asking(&mut self, ui: &mut egui::Ui, technician: &str, code: &str, path: &str) {
+        let t = self.t();
+        egui::Frame::new()
+            .fill(Color32::from_rgb(0xd0, 0x8a, 0x00))
+            .inner_margin(8.0)
+            .corner_radius(4.0)
+            .show(ui, |ui| {
+                ui.set_width(ui.available_width());
+                ui.label(
+                    RichText::new(fill(t.ask_headline, &[("name", technician)]))
+                        .color(Color32::WHITE)
+                        .size(18.0)
+                        .strong(),
+                );
+            });
+        ui.add_space(6.0);
+        ui.label(fill(t.ask_compare, &[("name", technician)]));
+        ui.label(RichText::new(code).monospace().size(30.0).strong());
+        ui.small(path);
+        ui.add_space(8.0);
+        ui.strong(fill(t.ask_may, &[("name", technician)]));
+        let mut see = true;
+        ui.add_enabled(false, egui::Checkbox::new(&mut see, t.may_see));
+        ui.checkbox(&mut self.choice.control, t.allow_control);
+        let offer = self.offer;
+        if offer.is_some_and(|o| o.files) {
+            ui.checkbox(&mut self.choice.files, t.allow_files);
+        }
+        if offer.is_some_and(|o| o.clipboard) {
+            ui.checkbox(&mut self.choice.clipboard_to_technician, t.allow_clipboard);
+        }
+        ui.add_space(12.0);
+        let width = (ui.available_width() - 8.0) / 2.0;
+        ui.horizontal(|ui| {
+            let allow = egui::Button::new(RichText::new(t.allow).size(20.0).strong().color(Color32::WHITE))
+                .fill(Color32::from_rgb(0x1e, 0x7e, 0x34))
+                .min_size(egui::vec2(width, 44.0));
+            if ui.add(allow).clicked() {
+                self.send(AgentCommand::Allow(self.choice));
+            }
+            let deny = egui::Button::new(RichText::new(t.deny).size(20.0).strong())
+                .min_size(egui::vec2(width, 44.0));
+            if ui.add(deny).clicked() {
+                self.send(AgentCommand::Deny);
+            }
+        });
+    }
+
     fn connected(&mut self, ui: &mut egui::Ui, technician: &str, code: &str, path: &str) {
         let t = self.t();
         egui::Frame::new()
@@ -317,6 +397,11 @@ impl AgentWindow {
         let mut files = self.permissions.files;
         if ui.add_enabled(self.inbox.is_some(), egui::Checkbox::new(&mut files, t.allow_files)).changed() {
             self.send(AgentCommand::AllowFiles(files));
+        }
+        let mut clipboard = self.clipboard_to_technician;
+        let clipboard_switch = egui::Checkbox::new(&mut clipboard, t.allow_clipboard);
+        if ui.add_enabled(self.permissions.clipboard, clipboard_switch).changed() {
+            self.send(AgentCommand::AllowClipboard(clipboard));
         }
         ui.add_space(8.0);
         ui.strong(t.files);
@@ -376,6 +461,8 @@ pub fn failure_text(t: &Texts, f: &Failure) -> (&'static str, String) {
 pub fn ending_text(t: &Texts, e: &Ending) -> &'static str {
     match e {
         Ending::Here => t.ended_here,
+        Ending::Declined => t.ended_you_declined,
+        Ending::ByPeer(EndReason::CustomerDeclined) => t.ended_customer_declined,
         Ending::ByPeer(EndReason::CustomerEnded) => t.ended_by_customer,
         Ending::ByPeer(EndReason::TechnicianEnded) => t.ended_by_technician,
         Ending::ByPeer(_) | Ending::Lost(_) => t.ended_lost,

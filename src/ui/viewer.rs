@@ -324,8 +324,30 @@ impl ViewerWindow {
         }
     }
 
+    /// Connected, but the customer has not let the technician in yet: the
+    /// code to read out, large, and a way to give up.
+    fn waiting_for_consent(&mut self, ui: &mut egui::Ui, label: &str, code: &str) {
+        let t = self.t();
+        ui.heading(shown_label(t, label));
+        ui.add_space(6.0);
+        ui.horizontal(|ui| {
+            ui.spinner();
+            ui.label(RichText::new(t.waiting_for_consent).size(16.0));
+        });
+        ui.add_space(8.0);
+        ui.label(t.read_code_to_customer);
+        ui.label(RichText::new(code).monospace().size(30.0).strong());
+        ui.add_space(12.0);
+        if ui.button(t.end_session).clicked() {
+            self.send(ViewerCommand::End);
+        }
+    }
+
     fn session(&mut self, ui: &mut egui::Ui, label: &str, code: &str, path: &str) {
         let t = self.t();
+        if self.permissions.is_none() {
+            return self.waiting_for_consent(ui, label, code);
+        }
         egui::Panel::top("toolbar").show(ui, |ui| {
             ui.horizontal_wrapped(|ui| {
                 ui.label(RichText::new(shown_label(t, label)).strong());

@@ -91,7 +91,7 @@ pub async fn session_pair() -> (lifebuoy::session::Session, lifebuoy::session::S
     use lifebuoy::net::{make_endpoint, Identity};
     use lifebuoy::proto::hello::Capabilities;
     use lifebuoy::proto::Role;
-    use lifebuoy::session::{LocalSide, Session};
+    use lifebuoy::session::{LocalSide, NonceGate, Session};
 
     let side = |role| {
         let identity = Arc::new(Identity::generate("test").unwrap());
@@ -103,7 +103,13 @@ pub async fn session_pair() -> (lifebuoy::session::Session, lifebuoy::session::S
     let addr = viewer_ep.local_addr().unwrap();
     let (v, a) = tokio::join!(
         async {
-            Session::accept(viewer_ep.accept().await.unwrap(), &viewer, agent.identity.fingerprint()).await
+            Session::accept(
+                viewer_ep.accept().await.unwrap(),
+                &viewer,
+                agent.identity.fingerprint(),
+                &NonceGate::new(),
+            )
+            .await
         },
         Session::connect(&agent_ep, addr, &agent, viewer.identity.fingerprint())
     );
@@ -221,10 +227,11 @@ pub async fn company_of_one(name: &str) -> CompanyOfOne {
 /// The real program's three roles as processes: a rendezvous on loopback,
 /// the technician's viewer window on the display `technician` (moved to
 /// 0,0), and a headless agent on `customer` asking for the technician.
-/// Accept is clicked in the window; returns the window's id once the agent
-/// says the session stands. Keys, files received (`customer-inbox`,
-/// `technician-inbox`), audit logs and the agent's output (`agent.out`)
-/// stay in `work`. Everything is ended with `started`.
+/// Accept is clicked in the window; the agent allows at once (`--allow`).
+/// Returns the window's id once the agent says it let the technician in.
+/// Keys, files received (`customer-inbox`, `technician-inbox`), audit logs
+/// and the agent's output (`agent.out`) stay in `work`. Everything is
+/// ended with `started`.
 pub fn viewer_window_session(
     started: &mut Started,
     work: &std::path::Path,
@@ -268,7 +275,7 @@ pub fn viewer_window_session(
     let said = work.join("agent.out");
     let mut agent = Command::new(BIN);
     agent.env("DISPLAY", customer);
-    agent.args(["agent", "--rendezvous", &listen, "--rendezvous-pin", &rv_pin, "--staff", "Anna"]);
+    agent.args(["agent", "--rendezvous", &listen, "--rendezvous-pin", &rv_pin, "--staff", "Anna", "--allow"]);
     agent.arg("--inbox").arg(work.join("customer-inbox"));
     agent.arg("--audit-log").arg(work.join("customer-audit.jsonl"));
     agent.stdout(std::fs::File::create(&said).unwrap()).stderr(Stdio::null());
@@ -281,7 +288,7 @@ pub fn viewer_window_session(
         xdotool(&["mousemove", "--window", &window, "40", "125", "click", "1"]);
         for _ in 0..50 {
             std::thread::sleep(Duration::from_millis(100));
-            if std::fs::read_to_string(&said).unwrap().contains("connected:") {
+            if std::fs::read_to_string(&said).unwrap().lines().any(|l| l == "allowed") {
                 return window;
             }
         }
@@ -301,4 +308,130 @@ pub fn xdotool(display: &str, args: &[&str]) -> String {
         .expect("xdotool (scripts/setup)");
     assert!(out.status.success(), "xdotool {args:?}");
     String::from_utf8(out.stdout).unwrap().lines().next().unwrap_or_default().to_owned()
+}
+
+/// The agent's and the viewer's drivers in this process, against a
+/// rendezvous of one technician, as the windows drive them (commands in,
+/// events out).
+pub struct Drivers {
+    pub agent: tokio::sync::mpsc::Sender<lifebuoy::roles::agent::AgentCommand>,
+    pub agent_events: tokio::sync::mpsc::Receiver<lifebuoy::roles::agent::AgentEvent>,
+    pub viewer: tokio::sync::mpsc::Sender<lifebuoy::roles::viewer::ViewerCommand>,
+    pub viewer_events: tokio::sync::mpsc::Receiver<lifebuoy::roles::viewer::ViewerEvent>,
+    /// Inboxes (`customer`, `technician`) and audit logs.
+    pub dir: tempfile::TempDir,
+    _company: CompanyOfOne,
+}
+
+impl Drivers {
+    /// Both signed in; the customer's setup as `tweak` leaves it (no
+    /// display, files allowed, the clipboard not shared by default).
+    pub async fn start(tweak: impl FnOnce(&mut lifebuoy::roles::agent::AgentSetup)) -> Drivers {
+        use lifebuoy::roles::agent::AgentSetup;
+        use lifebuoy::roles::viewer::{ViewerEvent, ViewerSetup};
+        let mut company = company_of_one("Anna").await;
+        let dir = tempfile::tempdir().unwrap();
+        for inbox in ["customer", "technician"] {
+            std::fs::create_dir_all(dir.path().join(inbox)).unwrap();
+        }
+        let (viewer, rx) = tokio::sync::mpsc::channel(64);
+        let (tx, mut viewer_events) = tokio::sync::mpsc::channel(1024);
+        let setup = ViewerSetup {
+            server: company.company,
+            name: "Anna".into(),
+            inbox: Some(dir.path().join("technician")),
+            audit_log: Some(dir.path().join("technician.jsonl")),
+        };
+        tokio::spawn(lifebuoy::roles::viewer::drive(company.technician.take().unwrap(), setup, rx, tx));
+        assert!(matches!(viewer_events.recv().await, Some(ViewerEvent::SignedIn { .. })));
+        let mut setup = AgentSetup {
+            server: company.company,
+            display: None,
+            view_only: false,
+            no_clipboard: false,
+            clipboard_to_technician: false,
+            no_files: false,
+            inbox: Some(dir.path().join("customer")),
+            audit_log: Some(dir.path().join("customer.jsonl")),
+        };
+        tweak(&mut setup);
+        let (agent, rx) = tokio::sync::mpsc::channel(64);
+        let (tx, agent_events) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(lifebuoy::roles::agent::drive(setup, rx, tx));
+        Drivers { agent, agent_events, viewer, viewer_events, dir, _company: company }
+    }
+
+    /// The first agent event `pick` takes (10 s at most).
+    pub async fn agent_until<T>(
+        &mut self,
+        what: &str,
+        mut pick: impl FnMut(lifebuoy::roles::agent::AgentEvent) -> Option<T>,
+    ) -> T {
+        let wait = async {
+            loop {
+                let event =
+                    self.agent_events.recv().await.unwrap_or_else(|| panic!("agent gone before {what}"));
+                if let Some(t) = pick(event) {
+                    return t;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), wait).await.unwrap_or_else(|_| panic!("no {what}"))
+    }
+
+    /// The first viewer event `pick` takes (10 s at most).
+    pub async fn viewer_until<T>(
+        &mut self,
+        what: &str,
+        mut pick: impl FnMut(lifebuoy::roles::viewer::ViewerEvent) -> Option<T>,
+    ) -> T {
+        let wait = async {
+            loop {
+                let event =
+                    self.viewer_events.recv().await.unwrap_or_else(|| panic!("viewer gone before {what}"));
+                if let Some(t) = pick(event) {
+                    return t;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), wait).await.unwrap_or_else(|_| panic!("no {what}"))
+    }
+
+    /// The customer asks Anna, Anna accepts: the connection stands and the
+    /// customer is being asked. What the customer is offered, and the
+    /// technician's view of the session.
+    pub async fn connect(&mut self) -> (lifebuoy::roles::agent::Offer, lifebuoy::roles::viewer::SessionView) {
+        use lifebuoy::roles::agent::{AgentCommand, AgentEvent};
+        use lifebuoy::roles::viewer::{ViewerCommand, ViewerEvent};
+        let anna = self
+            .agent_until("the staff list", |e| match e {
+                AgentEvent::Staff(list) => list.into_iter().find(|s| s.name == "Anna"),
+                _ => None,
+            })
+            .await;
+        self.agent
+            .send(AgentCommand::Request { staff: anna.fingerprint, label: "Kunde".into() })
+            .await
+            .unwrap();
+        let request = self
+            .viewer_until("the request", |e| match e {
+                ViewerEvent::Incoming { request, .. } => Some(request),
+                _ => None,
+            })
+            .await;
+        self.viewer.send(ViewerCommand::Accept(request)).await.unwrap();
+        let view = self
+            .viewer_until("the technician's session", |e| match e {
+                ViewerEvent::Connected { view, .. } => Some(view),
+                _ => None,
+            })
+            .await;
+        let offer = self
+            .agent_until("the customer's question", |e| match e {
+                AgentEvent::Connected { offer, .. } => Some(offer),
+                _ => None,
+            })
+            .await;
+        (offer, view)
+    }
 }

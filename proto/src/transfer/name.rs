@@ -3,7 +3,9 @@
 //! Windows, macOS and Linux alike, or a typed error saying what is wrong.
 //!
 //! Refused: absolute paths, drive letters and UNC paths, `\` (a separator
-//! on Windows), `.` and `..`, empty components, control characters, the
+//! on Windows), `.` and `..`, empty components, control characters,
+//! characters that reorder how a name is shown (U+202E makes
+//! "rechnung\u{202e}txt.exe" read "rechnungexe.txt"), the
 //! characters Windows forbids (`< > : " | ? *`), names Windows reserves
 //! (CON, PRN, AUX, NUL, COM1-9, LPT1-9, with or without an extension),
 //! names ending in a dot or a space (Windows drops them, so two names
@@ -11,6 +13,7 @@
 //! levels deep.
 
 use crate::file::PATH_MAX;
+use crate::text::is_bidi_control;
 
 /// Longest component, in UTF-8 bytes (what common file systems take).
 pub const COMPONENT_MAX: usize = 255;
@@ -104,8 +107,12 @@ pub fn check_path(path: &str) -> Result<SafePath, NameError> {
         if name.len() > COMPONENT_MAX {
             return Err(NameError::TooLong);
         }
-        if name.chars().any(|c| c.is_control() || matches!(c, '\\' | '<' | '>' | ':' | '"' | '|' | '?' | '*'))
-        {
+        let forbidden = |c: char| {
+            c.is_control()
+                || is_bidi_control(c)
+                || matches!(c, '\\' | '<' | '>' | ':' | '"' | '|' | '?' | '*')
+        };
+        if name.chars().any(forbidden) {
             return Err(NameError::Character(name.into()));
         }
         if name.ends_with('.') || name.ends_with(' ') {
@@ -177,6 +184,10 @@ mod tests {
             "trailing.",
             "trailing ",
             "quote\"",
+            "rechnung\u{202e}txt.exe",
+            "Ordner\u{2067}/x",
+            "mark\u{200f}.pdf",
+            "arabic\u{061c}mark",
         ];
         for name in corpus {
             assert!(check_path(name).is_err(), "{name:?} was accepted");
