@@ -301,3 +301,127 @@ async fn moves_are_coalesced_but_clicks_and_keys_are_never_dropped_or_reordered(
         }
     }
 }
+
+/// Input events the X server delivers to the root window, counted after a
+/// mark: the test's own property change, which the server orders among
+/// every client's requests.
+struct RootEvents {
+    conn: x11rb::rust_connection::RustConnection,
+    root: u32,
+}
+
+impl RootEvents {
+    fn watch(display: &str) -> RootEvents {
+        use x11rb::protocol::xproto::{ChangeWindowAttributesAux, EventMask};
+        let (conn, screen) = x11rb::connect(Some(display)).unwrap();
+        let root = conn.setup().roots[screen].root;
+        let mask = EventMask::KEY_PRESS
+            | EventMask::KEY_RELEASE
+            | EventMask::BUTTON_PRESS
+            | EventMask::BUTTON_RELEASE
+            | EventMask::POINTER_MOTION
+            | EventMask::PROPERTY_CHANGE;
+        conn.change_window_attributes(root, &ChangeWindowAttributesAux::new().event_mask(mask))
+            .unwrap()
+            .check()
+            .unwrap();
+        RootEvents { conn, root }
+    }
+
+    /// Puts the mark in the server's order of events.
+    fn mark(&self) {
+        use x11rb::protocol::xproto::{AtomEnum, PropMode};
+        use x11rb::wrapper::ConnectionExt as _;
+        self.conn
+            .change_property8(PropMode::REPLACE, self.root, AtomEnum::WM_NAME, AtomEnum::STRING, b"mark")
+            .unwrap();
+        self.conn.flush().unwrap();
+    }
+
+    /// Input events after the mark, read for `window`; panics without the mark.
+    fn after_mark(&self, window: Duration) -> Vec<String> {
+        use x11rb::protocol::Event;
+        let deadline = std::time::Instant::now() + window;
+        let (mut marked, mut after) = (false, Vec::new());
+        while std::time::Instant::now() < deadline {
+            match self.conn.poll_for_event().unwrap() {
+                Some(Event::PropertyNotify(_)) => marked = true,
+                Some(
+                    e @ (Event::KeyPress(_)
+                    | Event::KeyRelease(_)
+                    | Event::ButtonPress(_)
+                    | Event::ButtonRelease(_)
+                    | Event::MotionNotify(_)),
+                ) => {
+                    if marked {
+                        after.push(format!("{e:?}").chars().take(60).collect());
+                    }
+                }
+                Some(_) => {}
+                None => std::thread::sleep(Duration::from_millis(2)),
+            }
+        }
+        assert!(marked, "the mark never came back");
+        after
+    }
+
+    /// Events of any kind seen within `window` (the flood reaching the server).
+    fn count(&self, window: Duration) -> usize {
+        let deadline = std::time::Instant::now() + window;
+        let mut n = 0;
+        while std::time::Instant::now() < deadline {
+            match self.conn.poll_for_event().unwrap() {
+                Some(_) => n += 1,
+                None => std::thread::sleep(Duration::from_millis(2)),
+            }
+        }
+        n
+    }
+}
+
+/// A technician's viewer that floods: text, wheel turns of the largest
+/// size and moves, as fast as the stream takes them. The customer switches
+/// control off in the middle: from then on nothing more reaches the X
+/// server, though the flood goes on and thousands of events were queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_off_stops_a_flood_before_its_next_event() {
+    let r = remote().await;
+    let events = RootEvents::watch(&r.display);
+    let mut stream = r.viewer.link.open::<Input>().await.unwrap();
+    let flood = tokio::spawn(async move {
+        for i in 0u32.. {
+            let input = match i % 3 {
+                0 => Input::Text { text: "abcdefghij".repeat(25) },
+                1 => Input::Wheel { dx: 0, dy: i16::MAX, unit: WheelUnit::Line, modifiers: Modifiers(0) },
+                _ => Input::PointerMove { monitor: 0, x: (i % 700) as u16, y: (i % 500) as u16 },
+            };
+            if stream.queue(&input).is_err() || stream.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    // The flood reaches the desktop ...
+    assert!(events.count(Duration::from_millis(700)) > 50, "the flood does not reach the X server");
+    // ... until the customer's "off".
+    r.injector.set_allowed(false);
+    events.mark();
+    let after = events.after_mark(Duration::from_millis(1500));
+    // The one event being applied when the switch turned may finish: one
+    // character (with Shift: four key events) or one wheel notch.
+    let first: Vec<&String> = after.iter().take(6).collect();
+    assert!(after.len() <= 4, "{} input events after control went off, first {first:?}", after.len());
+    assert!(!flood.is_finished(), "the flood is still going");
+    flood.abort();
+}
+
+/// One wheel event scrolls a few notches at most, however large it says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wheel_event_is_bounded() {
+    let r = remote().await;
+    let events = RootEvents::watch(&r.display);
+    events.mark();
+    r.send(&[Input::Wheel { dx: 0, dy: i16::MAX, unit: WheelUnit::Line, modifiers: Modifiers(0) }]);
+    let after = events.after_mark(Duration::from_millis(1500));
+    let presses = after.iter().filter(|e| e.starts_with("ButtonPress")).count();
+    assert_eq!(presses, lifebuoy::input::inject::NOTCHES_MAX as usize, "{after:?}");
+}

@@ -80,8 +80,6 @@ pub enum Applied {
 /// Most wheel notches one event turns, either way: a real wheel sends one
 /// to a few; a peer asking for thousands would scroll for seconds.
 pub const NOTCHES_MAX: i32 = 10;
-/// Characters of text typed between two looks at the customer's switch.
-const TEXT_CHUNK: usize = 8;
 
 impl Injector {
     /// Controls `display` (X11, e.g. ":1"; ignored elsewhere), whose
@@ -112,7 +110,7 @@ impl Injector {
     }
 
     /// Applies one input while `allowed` says yes: it is asked before the
-    /// input, between wheel notches and between pieces of text, so the
+    /// input, between wheel notches and between characters of text, so the
     /// customer's "off" stops even a long one.
     pub fn apply(&mut self, input: &Input, allowed: &dyn Fn() -> bool) -> Result<Applied, InjectError> {
         if !allowed() {
@@ -165,12 +163,12 @@ impl Injector {
             Input::Text { text } => {
                 // Typed as characters: modifiers held for shortcuts would change them.
                 self.hold_modifiers(0)?;
-                let chars: Vec<char> = text.chars().collect();
-                for piece in chars.chunks(TEXT_CHUNK) {
+                let mut buf = [0u8; 4];
+                for c in text.chars() {
                     if !allowed() {
                         return Ok(Applied::Blocked);
                     }
-                    self.enigo.text(&piece.iter().collect::<String>()).map_err(refused)?;
+                    self.enigo.text(c.encode_utf8(&mut buf)).map_err(refused)?;
                 }
             }
             Input::ReleaseAll => self.release_all()?,

@@ -223,6 +223,8 @@ async fn as_client(
                 relay_pending = false;
                 r
             }
+            // Nothing left to try (no plausible address and no relay).
+            else => return Err(SessionError::NoPath),
         };
         match result {
             Ok(session) => {

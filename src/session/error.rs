@@ -74,6 +74,9 @@ pub enum SessionError {
     /// connection (the agent must always be the QUIC client).
     #[error("the company server asked this side to take the wrong part in the connection; refused")]
     WrongSide,
+    /// No address of the other side was worth trying, and no relay runs.
+    #[error("the other side has no address this side could try, and there is no relay")]
+    NoPath,
     /// The other side did not answer in time.
     #[error("no answer from the other side within {seconds} s during {stage}")]
     Timeout {
