@@ -79,7 +79,8 @@ struct Setup {
 }
 
 /// A rendezvous and a technician in this process, the customer's agent
-/// window as a process with its own display and bus; the session stands.
+/// window as a process with its own display and bus; the session stands
+/// and the customer has let the technician in.
 async fn session() -> Setup {
     let mut started = Started(Vec::new());
     let display = xvfb(&mut started, "1024x768x24");
@@ -155,6 +156,22 @@ async fn session() -> Setup {
             _ => {}
         }
     };
+    // The customer compares the code and clicks Erlauben (left of the two
+    // buttons under the switches); the technician then learns of it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "the customer's yes never reached the technician");
+        xdotool(&["search", "--name", "Fernwartung$", "mousemove", "--window", "%1", "116", "274"]);
+        xdotool(&["click", "1"]);
+        match tokio::time::timeout(Duration::from_millis(700), events.recv()).await {
+            Ok(Some(ViewerEvent::Permissions(p))) => {
+                assert!(p.view, "{p:?}");
+                break;
+            }
+            Ok(Some(_)) | Err(_) => continue,
+            Ok(None) => panic!("the technician's driver stopped"),
+        }
+    }
     let sockets = udp_sockets_of(agent.id());
     assert!(!sockets.is_empty(), "the agent holds UDP sockets while the session stands");
     Setup { started, bus, items, agent, commands, events, rendezvous, peer, sockets, display }
