@@ -135,9 +135,9 @@ async fn many_connections_at_once_get_one_nonce_at_a_time_and_a_few_in_all() {
 }
 
 /// Runs futures side by side and collects their results in order.
-async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+async fn futures_join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let mut set = tokio::task::JoinSet::new();

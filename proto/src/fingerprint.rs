@@ -75,7 +75,7 @@ impl FromStr for Fingerprint {
                 _ => match c.to_digit(16) {
                     Some(v) => {
                         if digits < 64 {
-                            out[digits / 2] |= (v as u8) << if digits % 2 == 0 { 4 } else { 0 };
+                            out[digits / 2] |= (v as u8) << if digits.is_multiple_of(2) { 4 } else { 0 };
                         }
                         digits += 1;
                     }

@@ -14,6 +14,8 @@ use quinn::{AckFrequencyConfig, IdleTimeout, TransportConfig, VarInt};
 pub const STREAM_WINDOW: u32 = 16 * 1024 * 1024;
 /// Connection receive and send windows: several streams at full speed.
 pub const CONNECTION_WINDOW: u32 = 64 * 1024 * 1024;
+/// Unidirectional streams a peer may have open at once.
+pub const UNI_STREAMS: u32 = 64;
 /// A PING this often keeps NAT mappings alive and detects loss early.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(1);
 /// A peer silent for this long is gone.
@@ -28,9 +30,13 @@ pub fn transport_config() -> TransportConfig {
     t.stream_receive_window(VarInt::from_u32(STREAM_WINDOW));
     t.receive_window(VarInt::from_u32(CONNECTION_WINDOW));
     t.send_window(CONNECTION_WINDOW as u64);
-    // One stream per screen update and per file: many short streams.
-    t.max_concurrent_uni_streams(VarInt::from_u32(1024));
-    t.max_concurrent_bidi_streams(VarInt::from_u32(16));
+    // What the protocol needs at once, and no more: a peer opening streams
+    // as fast as it can holds at most this many. One stream per screen
+    // update (two in flight and the pointer's) and per file (32 in
+    // flight), the input stream; the control stream is the only
+    // bidirectional one.
+    t.max_concurrent_uni_streams(VarInt::from_u32(UNI_STREAMS));
+    t.max_concurrent_bidi_streams(VarInt::from_u32(1));
     t.keep_alive_interval(Some(KEEP_ALIVE));
     t.max_idle_timeout(Some(IdleTimeout::try_from(IDLE_TIMEOUT).expect("5 s fits a VarInt")));
     // The default 333 ms makes a lost handshake packet cost a third of a

@@ -39,9 +39,20 @@ pub fn open_inbox(dir: Option<PathBuf>, events: Events) -> Result<Arc<Inbox>, St
         Some(d) => d,
         None => crate::transfer::default_inbox().map_err(|e| format!("no folder for received files: {e}"))?,
     };
-    Inbox::new(dir.clone(), events)
+    let inbox = Inbox::new(dir.clone(), events)
         .map(Arc::new)
-        .map_err(|e| format!("files cannot be received into {}: {e}", dir.display()))
+        .map_err(|e| format!("files cannot be received into {}: {e}", dir.display()))?;
+    // What a killed transfer left behind goes now, beside the session.
+    tokio::task::spawn_blocking(move || {
+        let removed = crate::transfer::receiver::clean_leftovers(&dir);
+        if removed > 0 {
+            tracing::info!(
+                "removed {removed} unfinished file(s) of an earlier transfer from {}",
+                dir.display()
+            );
+        }
+    });
+    Ok(inbox)
 }
 
 /// The files of one session.
@@ -54,7 +65,11 @@ pub struct Files {
     peer_takes: AtomicBool,
     outgoing: Mutex<HashMap<u64, watch::Sender<bool>>>,
     sent_events: Events,
+    receiving_slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// Files received at once, at most: what an honest sender sends at once.
+pub const RECEIVING_MAX: usize = crate::transfer::sender::PARALLEL_FILES;
 
 impl Files {
     /// Files for `link`: received into `inbox` (none: refused), news into
@@ -70,6 +85,7 @@ impl Files {
             peer_takes: AtomicBool::new(peer_takes),
             outgoing: Mutex::new(HashMap::new()),
             sent_events: forward(news, true),
+            receiving_slots: Arc::new(tokio::sync::Semaphore::new(RECEIVING_MAX)),
         };
         (files, received)
     }
@@ -101,12 +117,15 @@ impl Files {
         self.peer_takes.store(takes, Ordering::Relaxed);
     }
 
-    /// Receives one file stream in the background, or refuses it.
+    /// Receives one file stream in the background, or refuses it. At most
+    /// [`RECEIVING_MAX`] are written at once (each holds a file open);
+    /// more wait, unread, and QUIC's flow control holds their senders.
     pub fn receive(&self, mut stream: FramedRecv<lifebuoy_proto::file::File>) -> bool {
         match &self.inbox {
             Some(inbox) if self.receiving() => {
-                let inbox = inbox.clone();
+                let (inbox, slots) = (inbox.clone(), self.receiving_slots.clone());
                 tokio::spawn(async move {
+                    let Ok(_slot) = slots.acquire().await else { return };
                     // The reason was announced as an event already.
                     let _ = receive_file(stream, &inbox).await;
                 });

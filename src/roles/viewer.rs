@@ -374,13 +374,20 @@ async fn hold(
     quit
 }
 
+/// Screen streams read at once, at most: the updates in flight, the
+/// pointer's stream and one to spare. Each may buffer a whole update (up
+/// to 16 MiB), so a peer opening more only waits, unread.
+pub const SCREEN_STREAMS_MAX: usize = crate::screen::stream::IN_FLIGHT + 2;
+
 /// Hands the customer's streams to whoever handles them.
 async fn route_streams(link: crate::session::Link, screen: Arc<ScreenReceiver>, files: Arc<Files>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(SCREEN_STREAMS_MAX));
     while let Ok(stream) = link.accept().await {
         match stream {
             IncomingStream::Screen(s) => {
-                let screen = screen.clone();
+                let (screen, slots) = (screen.clone(), slots.clone());
                 tokio::spawn(async move {
+                    let Ok(_slot) = slots.acquire().await else { return };
                     if let Err(e) = screen.take(s).await {
                         tracing::debug!("screen stream: {e}");
                     }

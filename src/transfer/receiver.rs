@@ -201,10 +201,13 @@ pub async fn receive_file(mut stream: FramedRecv<File>, inbox: &Inbox) -> Result
                             let folder = inbox.folders(&names[..names.len() - 1])?;
                             enough_space(&folder, header.size, &sent_path)?;
                             let temp = tempfile::Builder::new()
-                                .prefix(".lifebuoy-")
-                                .suffix(".part")
+                                .prefix(TEMP_PREFIX)
+                                .suffix(TEMP_SUFFIX)
                                 .tempfile_in(&folder)
                                 .map_err(|e| disk_error(&sent_path, e, header.size))?;
+                            // Held while it is written: a cleanup of left-overs
+                            // (another session's start) leaves it alone.
+                            let _ = temp.as_file().try_lock();
                             meter = Some(Meter::new(transfer, &sent_path, header.size));
                             incoming = Some(Incoming {
                                 temp,
@@ -279,8 +282,12 @@ fn commit(file: Incoming) -> std::io::Result<PathBuf> {
     let Incoming { temp, folder, name, header, .. } = file;
     // Trailing zeros were skipped: the length makes them.
     temp.as_file().set_len(header.size)?;
-    if let Some(secs) = header.modified.filter(|s| *s >= 0) {
-        let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64);
+    // Any number may come off the wire: a time the system cannot hold is left out.
+    let when = header
+        .modified
+        .and_then(|s| u64::try_from(s).ok())
+        .and_then(|secs| std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs)));
+    if let Some(when) = when {
         let _ = temp.as_file().set_modified(when);
     }
     temp.as_file().sync_all()?;
@@ -304,6 +311,48 @@ fn commit(file: Incoming) -> std::io::Result<PathBuf> {
             Err(e) => return Err(e.error),
         }
     }
+}
+
+/// What the temporary file of a file being received is called: hidden,
+/// and plainly not the finished file.
+pub const TEMP_PREFIX: &str = ".lifebuoy-";
+/// See [`TEMP_PREFIX`].
+pub const TEMP_SUFFIX: &str = ".part";
+/// Entries looked at, at most, when cleaning up after a killed transfer.
+const CLEAN_ENTRIES_MAX: usize = 20_000;
+
+/// Deletes the temporary files a killed transfer left in `root` and its
+/// folders (a process that is killed cannot delete them itself); returns
+/// how many. A temporary file still being written (locked by its writer,
+/// perhaps another session on this machine) is kept, links are never
+/// followed, and the walk is bounded in depth and entries.
+pub fn clean_leftovers(root: &Path) -> usize {
+    let mut removed = 0;
+    let mut seen = 0;
+    let mut folders = vec![(root.to_path_buf(), 0usize)];
+    while let Some((folder, depth)) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else { continue };
+        for entry in entries.flatten() {
+            seen += 1;
+            if seen > CLEAN_ENTRIES_MAX {
+                return removed;
+            }
+            // The entry's own type: a link is a link, never what it points to.
+            let Ok(kind) = entry.file_type() else { continue };
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if kind.is_dir() && depth < lifebuoy_proto::transfer::name::DEPTH_MAX {
+                folders.push((entry.path(), depth + 1));
+            } else if kind.is_file() && name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX) {
+                let abandoned = std::fs::File::open(entry.path())
+                    .is_ok_and(|f| f.try_lock().is_ok() && f.unlock().is_ok());
+                if abandoned && std::fs::remove_file(entry.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+    }
+    removed
 }
 
 /// Refuses a file the disk cannot hold, before writing any of it.

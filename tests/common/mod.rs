@@ -361,6 +361,11 @@ impl Drivers {
         Drivers { agent, agent_events, viewer, viewer_events, dir, _company: company }
     }
 
+    /// Where the rendezvous is, for a hostile peer of the test's own.
+    pub fn company(&self) -> lifebuoy::roles::CompanyServer {
+        self._company.company
+    }
+
     /// The first agent event `pick` takes (10 s at most).
     pub async fn agent_until<T>(
         &mut self,
