@@ -367,3 +367,63 @@ fn enough_space(folder: &Path, size: u64, path: &str) -> Result<(), ReceiveError
     let _ = (folder, size, path);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_killed_transfers_leftovers_go_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("inbox");
+        let deep = root.join("Projekt/Unterordner");
+        std::fs::create_dir_all(&deep).unwrap();
+        let outside = dir.path().join("elsewhere");
+        std::fs::create_dir(&outside).unwrap();
+        for (folder, name) in [(&root, ".lifebuoy-a1b2.part"), (&deep, ".lifebuoy-c3d4.part")] {
+            std::fs::write(folder.join(name), b"half a file").unwrap();
+        }
+        let keep = [
+            root.join("Bericht.pdf"),
+            root.join(".lifebuoy-notes.txt"),
+            root.join("lifebuoy-x.part"),
+            outside.join(".lifebuoy-e5f6.part"),
+        ];
+        for path in &keep {
+            std::fs::write(path, b"kept").unwrap();
+        }
+        // A link from the inbox to a folder elsewhere is never followed.
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+        // A transfer still running (its writer holds the lock) is left alone.
+        let running = tempfile::Builder::new().prefix(TEMP_PREFIX).suffix(TEMP_SUFFIX).tempfile_in(&deep).unwrap();
+        running.as_file().try_lock().unwrap();
+
+        assert_eq!(clean_leftovers(&root), 2);
+        assert!(!root.join(".lifebuoy-a1b2.part").exists());
+        assert!(!deep.join(".lifebuoy-c3d4.part").exists());
+        assert!(running.path().exists(), "a transfer still being written was removed");
+        for path in &keep {
+            assert!(path.exists(), "{} was removed", path.display());
+        }
+    }
+
+    #[test]
+    fn any_modified_time_from_the_wire_is_taken_without_panicking() {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, modified) in [i64::MAX, i64::MIN, -1, 0, 1_700_000_000].into_iter().enumerate() {
+            let header = FileHeader {
+                transfer: 1,
+                path: format!("f{i}"),
+                entry: EntryKind::File,
+                size: 3,
+                modified: Some(modified),
+            };
+            let mut temp = tempfile::NamedTempFile::new_in(dir.path()).unwrap();
+            temp.write_all(b"abc").unwrap();
+            let file = Incoming { temp, folder: dir.path().to_owned(), name: format!("f{i}"), header, written: 3 };
+            let path = commit(file).unwrap();
+            assert_eq!(std::fs::read(path).unwrap(), b"abc");
+        }
+    }
+}
