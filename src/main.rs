@@ -81,11 +81,12 @@ enum Command {
         /// Run without a relay (and without the TCP tunnel).
         #[arg(long)]
         no_relay: bool,
-        /// Most clients signed in at once.
+        /// Most clients signed in at once (a twentieth of them is kept for
+        /// technicians: a flood of customers cannot lock the staff out).
         #[arg(long, default_value_t = 20_000)]
         max_connections: usize,
-        /// Most clients signed in at once from one IP address (an office
-        /// behind one NAT counts once).
+        /// Most clients at once from one IPv4 address or IPv6 /64 (an
+        /// office behind one NAT counts once; tunnel clients by their own).
         #[arg(long, default_value_t = 512)]
         max_connections_per_ip: usize,
         /// New connections per second from one IP address (bursts of five
@@ -391,13 +392,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             connect_rate_per_ip,
         } => {
             let identity = key(dir, RENDEZVOUS_KEY, "lifebuoy rendezvous")?;
-            let defaults = Limits::default();
-            let limits = Limits {
-                max_connections,
-                max_connections_per_ip,
-                connects_per_ip: Rate { per_second: connect_rate_per_ip, burst: connect_rate_per_ip * 5.0 },
-                ..defaults
-            };
+            let mut limits = Limits::with_max_connections(max_connections);
+            limits.admission.connections_per_source = max_connections_per_ip;
+            limits.admission.connects_per_source =
+                Rate { per_second: connect_rate_per_ip, burst: connect_rate_per_ip * 5.0 };
             runtime()?.block_on(roles::rendezvous::run(
                 identity,
                 listen,

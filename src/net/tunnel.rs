@@ -56,6 +56,15 @@ impl TcpTunnel {
             tokio::time::timeout(TCP_CONNECT_TIMEOUT, tokio::net::TcpStream::connect(tcp)).await.map_err(
                 |_| io::Error::new(io::ErrorKind::TimedOut, "the relay's TCP port did not answer"),
             )??;
+        TcpTunnel::over(stream, rendezvous, control)
+    }
+
+    /// The tunnel over a TCP connection to the relay already made.
+    pub fn over(
+        stream: tokio::net::TcpStream,
+        rendezvous: SocketAddr,
+        control: mpsc::Sender<(SocketAddr, Datagram)>,
+    ) -> io::Result<Arc<TcpTunnel>> {
         stream.set_nodelay(true)?;
         let local = stream.local_addr()?;
         let (mut reader, mut writer) = stream.into_split();

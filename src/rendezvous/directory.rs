@@ -10,9 +10,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use lifebuoy_proto::hello::NAME_MAX;
-use lifebuoy_proto::rendezvous::STAFF_MAX;
+use lifebuoy_proto::rendezvous::{FromRendezvous, Presence, StaffEntry, STAFF_MAX};
 use lifebuoy_proto::text::check_label;
 use lifebuoy_proto::Fingerprint;
+use lifebuoy_proto::StreamKind;
 use serde::Deserialize;
 
 /// Largest directory file read.
@@ -63,6 +64,17 @@ pub enum DirectoryError {
     /// More entries than a staff list can carry.
     #[error("staff directory has {0} entries; at most {STAFF_MAX} are supported")]
     TooMany(usize),
+    /// The staff list would not fit one message to the customers.
+    #[error(
+        "staff directory: the staff list would be {bytes} bytes, more than the {max} one message may carry; \
+         shorten names and groups or list fewer people"
+    )]
+    TooLarge {
+        /// The list's size.
+        bytes: usize,
+        /// What a message may carry.
+        max: usize,
+    },
 }
 
 #[derive(Deserialize)]
@@ -109,7 +121,36 @@ impl Directory {
             dir.index.insert(fingerprint, dir.staff.len());
             dir.staff.push(Staff { name: line.name, fingerprint, group: line.group });
         }
+        dir.check_fits()?;
         Ok(dir)
+    }
+
+    /// Every customer gets the whole list in one message: refuse a
+    /// directory whose list would not fit one (presence takes one byte
+    /// whatever it is, so this is the list's size at any time).
+    fn check_fits(&self) -> Result<(), DirectoryError> {
+        let list = FromRendezvous::Staff {
+            entries: self
+                .staff
+                .iter()
+                .map(|s| StaffEntry {
+                    name: s.name.clone(),
+                    group: s.group.clone(),
+                    fingerprint: s.fingerprint,
+                    presence: Presence::Offline,
+                })
+                .collect(),
+        };
+        let mut frame = Vec::new();
+        let bytes = match lifebuoy_proto::encode(&list, &mut frame) {
+            Ok(()) => frame.len(),
+            Err(_) => usize::MAX,
+        };
+        let max = StreamKind::Rendezvous.max_frame();
+        if bytes > max {
+            return Err(DirectoryError::TooLarge { bytes, max });
+        }
+        Ok(())
     }
 
     /// Reads and parses a directory file.
@@ -168,6 +209,26 @@ mod tests {
 
         let control = format!("[[staff]]\nname = \"A\\u001b[31m\"\nfingerprint = \"{FP2}\"\n");
         assert!(Directory::parse(&control).unwrap_err().to_string().contains("control characters"));
+    }
+
+    #[test]
+    fn a_directory_whose_staff_list_would_not_fit_one_message_is_refused() {
+        let entry = |i: usize, len: usize| {
+            format!(
+                "[[staff]]\nname = \"{:0len$}\"\ngroup = \"{}\"\nfingerprint = \"{:064x}\"\n",
+                i,
+                "g".repeat(len),
+                i + 1
+            )
+        };
+        // The most entries, with short names, fit.
+        let short: String = (0..STAFF_MAX).map(|i| entry(i, 8)).collect();
+        assert_eq!(Directory::parse(&short).unwrap().staff().len(), STAFF_MAX);
+        // As many with the longest names and groups do not.
+        let long: String = (0..STAFF_MAX).map(|i| entry(i, 64)).collect();
+        let e = Directory::parse(&long).unwrap_err();
+        assert!(matches!(e, DirectoryError::TooLarge { .. }), "{e}");
+        assert!(e.to_string().contains("shorten names"), "{e}");
     }
 
     #[test]

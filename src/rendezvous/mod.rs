@@ -1,6 +1,7 @@
 //! The company's rendezvous server: staff directory, presence, requests,
 //! and the address exchange for hole punching.
 
+pub mod admission;
 pub mod client;
 pub mod directory;
 pub mod limits;

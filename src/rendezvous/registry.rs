@@ -7,7 +7,7 @@
 //! (timeouts, presence pushes) is tested deterministically without sockets.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use lifebuoy_proto::close::CloseCode;
@@ -65,12 +65,35 @@ pub enum ConnectRefused {
     /// A viewer whose certificate is not in the staff directory.
     #[error("this technician's certificate is not in the staff directory")]
     NotInDirectory,
+    /// As many customers are signed in as the server takes; the rest of
+    /// its room is kept for the staff.
+    #[error("the company server is full; try again in a minute")]
+    Full,
+}
+
+/// How much the registry takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegistryLimits {
+    /// Customers signed in at once (technicians do not count: the room
+    /// beyond this is theirs, so a flood of customers cannot lock them out).
+    pub customers: usize,
+    /// Requests waiting at once from one source (an IPv4 address or IPv6
+    /// /64): one place cannot keep the whole staff busy.
+    pub open_requests_per_source: usize,
+}
+
+impl Default for RegistryLimits {
+    fn default() -> RegistryLimits {
+        RegistryLimits { customers: 19_000, open_requests_per_source: 8 }
+    }
 }
 
 #[derive(Debug)]
 struct Conn {
     who: Who,
     observed: SocketAddr,
+    /// Where it counts for limits (its address, or the one behind a tunnel).
+    source: IpAddr,
     rtt: Duration,
     /// Agents that asked for the staff list get presence updates.
     subscribed: bool,
@@ -102,6 +125,7 @@ pub struct Registry {
     last_pushed: Option<FromRendezvous>,
     new_token: Box<dyn FnMut() -> [u8; 16] + Send>,
     relay_port: u16,
+    limits: RegistryLimits,
 }
 
 impl Registry {
@@ -111,6 +135,7 @@ impl Registry {
         directory: Directory,
         relay_port: u16,
         new_token: Box<dyn FnMut() -> [u8; 16] + Send>,
+        limits: RegistryLimits,
     ) -> Registry {
         Registry {
             directory,
@@ -123,6 +148,7 @@ impl Registry {
             last_pushed: None,
             new_token,
             relay_port,
+            limits,
         }
     }
 
@@ -168,15 +194,20 @@ impl Registry {
         }
     }
 
-    /// A connection finished its handshake and hello.
+    /// A connection finished its handshake and hello; `source` is what
+    /// its limits count against.
     pub fn connect(
         &mut self,
         conn: ConnId,
         who: Who,
         observed: SocketAddr,
+        source: IpAddr,
         rtt: Duration,
     ) -> Result<Vec<Action>, ConnectRefused> {
         let mut actions = Vec::new();
+        if matches!(who, Who::Agent(_)) && self.conns.len() - self.online.len() >= self.limits.customers {
+            return Err(ConnectRefused::Full);
+        }
         if let Who::Viewer(fp) = who {
             if self.directory.get(&fp).is_none() {
                 return Err(ConnectRefused::NotInDirectory);
@@ -189,7 +220,8 @@ impl Registry {
             }
             self.staff_dirty = true;
         }
-        self.conns.insert(conn, Conn { who, observed, rtt, subscribed: false, busy: false, request: None });
+        self.conns
+            .insert(conn, Conn { who, observed, source, rtt, subscribed: false, busy: false, request: None });
         Ok(actions)
     }
 
@@ -254,6 +286,11 @@ impl Registry {
         let refuse = |reason| vec![Action::Send(conn, FromRendezvous::Refused { reason })];
         if self.conns[&conn].request.is_some() {
             return refuse(Refusal::AlreadyRequested);
+        }
+        let source = self.conns[&conn].source;
+        let from_source = self.requests.values().filter(|r| self.conns[&r.agent].source == source).count();
+        if from_source >= self.limits.open_requests_per_source {
+            return refuse(Refusal::RateLimited);
         }
         if self.directory.get(&staff).is_none() {
             return refuse(Refusal::UnknownStaff);

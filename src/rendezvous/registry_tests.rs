@@ -23,11 +23,17 @@ fn registry() -> Registry {
             n += 1;
             [n; 16]
         }),
+        RegistryLimits::default(),
     )
 }
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
+}
+
+/// Where a connection from `s` counts for limits.
+fn source(s: &str) -> IpAddr {
+    addr(s).ip()
 }
 
 const MS: Duration = Duration::from_millis(1);
@@ -46,8 +52,10 @@ fn presence_of(list: &FromRendezvous, fp: Fingerprint) -> Presence {
 /// Anna online on connection 1, an agent on connection 10 that has listed the staff.
 fn anna_and_agent(now: Instant) -> Registry {
     let mut r = registry();
-    r.connect(1, Who::Viewer(ANNA), addr("198.51.100.2:40000"), 30 * MS).unwrap();
-    r.connect(10, Who::Agent(AGENT), addr("198.51.100.9:50000"), 10 * MS).unwrap();
+    r.connect(1, Who::Viewer(ANNA), addr("198.51.100.2:40000"), source("198.51.100.2:40000"), 30 * MS)
+        .unwrap();
+    r.connect(10, Who::Agent(AGENT), addr("198.51.100.9:50000"), source("198.51.100.9:50000"), 10 * MS)
+        .unwrap();
     let list = r.message(now, 10, ToRendezvous::ListStaff, 10 * MS);
     assert!(matches!(&list[..], [Action::Send(10, FromRendezvous::Staff { .. })]));
     r
@@ -79,12 +87,12 @@ fn viewer_not_in_directory_is_refused() {
     let mut r = registry();
     let stranger = Fingerprint([9; 32]);
     assert_eq!(
-        r.connect(1, Who::Viewer(stranger), addr("127.0.0.1:1"), MS),
+        r.connect(1, Who::Viewer(stranger), addr("127.0.0.1:1"), source("127.0.0.1:1"), MS),
         Err(ConnectRefused::NotInDirectory)
     );
     assert_eq!(r.connections(), 0);
     // Agents are anonymous: any key may connect.
-    assert!(r.connect(2, Who::Agent(stranger), addr("127.0.0.1:2"), MS).is_ok());
+    assert!(r.connect(2, Who::Agent(stranger), addr("127.0.0.1:2"), source("127.0.0.1:2"), MS).is_ok());
 }
 
 #[test]
@@ -184,7 +192,14 @@ fn technician_with_many_waiting_requests_shows_busy() {
     let now = Instant::now();
     let mut r = anna_and_agent(now);
     for i in 0..PENDING_PER_VIEWER as u64 {
-        r.connect(100 + i, Who::Agent(Fingerprint([i as u8; 32])), addr("127.0.0.1:9"), MS).unwrap();
+        r.connect(
+            100 + i,
+            Who::Agent(Fingerprint([i as u8; 32])),
+            addr("127.0.0.1:9"),
+            source("127.0.0.1:9"),
+            MS,
+        )
+        .unwrap();
         let a = r.message(
             now,
             100 + i,
@@ -247,7 +262,7 @@ fn technician_going_offline_refuses_waiting_requests() {
 fn a_viewer_cannot_answer_another_viewers_request() {
     let now = Instant::now();
     let mut r = anna_and_agent(now);
-    r.connect(2, Who::Viewer(BERND), addr("127.0.0.1:3"), MS).unwrap();
+    r.connect(2, Who::Viewer(BERND), addr("127.0.0.1:3"), source("127.0.0.1:3"), MS).unwrap();
     let id = request(&mut r, now);
     assert_eq!(r.message(now, 2, ToRendezvous::Accept { request: id, candidates: vec![] }, MS), vec![]);
     assert_eq!(r.message(now, 2, ToRendezvous::Decline { request: id }, MS), vec![]);
@@ -274,7 +289,7 @@ fn messages_of_the_other_role_close_the_connection() {
 fn directory_reload_signs_out_removed_staff_only() {
     let now = Instant::now();
     let mut r = anna_and_agent(now);
-    r.connect(2, Who::Viewer(BERND), addr("127.0.0.1:3"), MS).unwrap();
+    r.connect(2, Who::Viewer(BERND), addr("127.0.0.1:3"), source("127.0.0.1:3"), MS).unwrap();
     let actions = r.set_directory(directory(&[("Anna", ANNA)]));
     assert_eq!(actions, vec![Action::Close(2, CloseCode::NotAuthorized, "removed from the staff directory")]);
     assert_eq!(presence_of(&r.staff_list(), ANNA), Presence::Online);
@@ -284,8 +299,8 @@ fn directory_reload_signs_out_removed_staff_only() {
 #[test]
 fn signing_in_twice_replaces_the_old_connection() {
     let mut r = registry();
-    r.connect(1, Who::Viewer(ANNA), addr("127.0.0.1:1"), MS).unwrap();
-    let actions = r.connect(2, Who::Viewer(ANNA), addr("127.0.0.1:2"), MS).unwrap();
+    r.connect(1, Who::Viewer(ANNA), addr("127.0.0.1:1"), source("127.0.0.1:1"), MS).unwrap();
+    let actions = r.connect(2, Who::Viewer(ANNA), addr("127.0.0.1:2"), source("127.0.0.1:2"), MS).unwrap();
     assert_eq!(actions, vec![Action::Close(1, CloseCode::NotAuthorized, "signed in again elsewhere")]);
     assert_eq!(r.connections(), 1);
 }
@@ -294,14 +309,14 @@ fn signing_in_twice_replaces_the_old_connection() {
 fn presence_changes_are_pushed_to_listing_agents_at_most_every_interval() {
     let now = Instant::now();
     let mut r = anna_and_agent(now);
-    r.connect(11, Who::Agent(AGENT2), addr("127.0.0.1:4"), MS).unwrap(); // never listed
+    r.connect(11, Who::Agent(AGENT2), addr("127.0.0.1:4"), source("127.0.0.1:4"), MS).unwrap(); // never listed
     let pushes = |a: &[Action]| {
         a.iter().filter(|a| matches!(a, Action::Send(_, FromRendezvous::Staff { .. }))).count()
     };
     assert_eq!(pushes(&r.tick(now)), 1, "the pending change goes out");
     r.message(now, 1, ToRendezvous::SetBusy { busy: true }, MS);
     r.message(now, 1, ToRendezvous::SetBusy { busy: false }, MS);
-    r.connect(2, Who::Viewer(BERND), addr("127.0.0.1:3"), MS).unwrap();
+    r.connect(2, Who::Viewer(BERND), addr("127.0.0.1:3"), source("127.0.0.1:3"), MS).unwrap();
     assert_eq!(pushes(&r.tick(now + MS)), 0, "coalesced until the interval passed");
     let later = r.tick(now + STAFF_PUSH_INTERVAL);
     assert_eq!(later.len(), 1);
@@ -322,4 +337,59 @@ fn go_caps_candidates_and_adds_the_observed_address() {
     let capped = with_observed(many, addr("203.0.113.5:7"));
     assert_eq!(capped.len(), CANDIDATES_MAX);
     assert_eq!(capped.last().unwrap().kind, CandidateKind::Observed);
+}
+
+#[test]
+fn a_full_server_still_takes_its_technicians() {
+    let mut n = 0u8;
+    let limits = RegistryLimits { customers: 3, open_requests_per_source: 8 };
+    let mut r = Registry::new(
+        directory(&[("Anna", ANNA), ("Bernd", BERND)]),
+        5510,
+        Box::new(move || {
+            n += 1;
+            [n; 16]
+        }),
+        limits,
+    );
+    for i in 0..3u64 {
+        let at = format!("203.0.113.{i}:4000");
+        r.connect(100 + i, Who::Agent(Fingerprint([i as u8; 32])), addr(&at), source(&at), MS).unwrap();
+    }
+    let at = "203.0.113.9:4000";
+    assert_eq!(r.connect(200, Who::Agent(AGENT), addr(at), source(at), MS), Err(ConnectRefused::Full));
+    assert!(r.connect(1, Who::Viewer(ANNA), addr("198.51.100.2:1"), source("198.51.100.2:1"), MS).is_ok());
+    assert!(r.connect(2, Who::Viewer(BERND), addr("198.51.100.3:1"), source("198.51.100.3:1"), MS).is_ok());
+    // A customer leaving makes room for the next.
+    r.disconnect(100);
+    assert!(r.connect(200, Who::Agent(AGENT), addr(at), source(at), MS).is_ok());
+}
+
+#[test]
+fn one_place_cannot_keep_the_whole_staff_busy() {
+    let now = Instant::now();
+    let mut r = registry();
+    r.connect(1, Who::Viewer(ANNA), addr("198.51.100.2:1"), source("198.51.100.2:1"), MS).unwrap();
+    r.connect(2, Who::Viewer(BERND), addr("198.51.100.3:1"), source("198.51.100.3:1"), MS).unwrap();
+    let ask = |r: &mut Registry, conn: ConnId, staff| {
+        r.message(now, conn, ToRendezvous::Request { staff, label: String::new(), candidates: vec![] }, MS)
+    };
+    // Eight requests from one address keep Anna busy ...
+    for i in 0..8u64 {
+        let at = format!("203.0.113.5:{}", 4000 + i);
+        r.connect(100 + i, Who::Agent(Fingerprint([i as u8; 32])), addr(&at), source(&at), MS).unwrap();
+        assert!(matches!(
+            &ask(&mut r, 100 + i, ANNA)[..],
+            [Action::Send(1, FromRendezvous::Incoming { .. })]
+        ));
+    }
+    // ... but a ninth from there cannot take Bernd as well.
+    let at = "203.0.113.5:5000";
+    r.connect(108, Who::Agent(AGENT), addr(at), source(at), MS).unwrap();
+    let refused = vec![Action::Send(108, FromRendezvous::Refused { reason: Refusal::RateLimited })];
+    assert_eq!(ask(&mut r, 108, BERND), refused);
+    // Someone elsewhere reaches him.
+    let at = "198.51.100.77:4000";
+    r.connect(109, Who::Agent(AGENT2), addr(at), source(at), MS).unwrap();
+    assert!(matches!(&ask(&mut r, 109, BERND)[..], [Action::Send(2, FromRendezvous::Incoming { .. })]));
 }

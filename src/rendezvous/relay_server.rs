@@ -176,11 +176,14 @@ impl TunnelClients {
 /// The longest pause of the accept loop after an error (descriptors
 /// exhausted, say): the loop waits rather than spins, doubling from 10 ms.
 pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// How often an accept loop in trouble says so, at most.
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
 
 async fn tcp_accept(listener: TcpListener, shared: Arc<Shared>, rendezvous: SocketAddr) {
     let next = AtomicU64::new(1);
     let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     let mut backoff = Duration::ZERO;
+    let mut logged: Option<Instant> = None;
     loop {
         let (stream, from) = match listener.accept().await {
             Ok(accepted) => {
@@ -188,8 +191,10 @@ async fn tcp_accept(listener: TcpListener, shared: Arc<Shared>, rendezvous: Sock
                 accepted
             }
             Err(e) => {
-                if backoff.is_zero() {
-                    tracing::warn!("the TCP tunnel cannot accept connections: {e}; retrying");
+                // A line now and then, not one for every try.
+                if logged.is_none_or(|at| at.elapsed() >= ACCEPT_LOG_EVERY) {
+                    tracing::warn!("the TCP tunnel cannot accept connections: {e}; waiting and retrying");
+                    logged = Some(Instant::now());
                 }
                 backoff = (backoff * 2).clamp(Duration::from_millis(10), ACCEPT_BACKOFF_MAX);
                 tokio::time::sleep(backoff).await;

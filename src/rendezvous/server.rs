@@ -18,10 +18,11 @@ use lifebuoy_proto::rendezvous::{FromRendezvous, ToRendezvous};
 use lifebuoy_proto::{Fingerprint, Role, StreamKind};
 use tokio::sync::{mpsc, oneshot};
 
+use super::admission::{source_of, Admission, AdmissionLimits, Verdict};
 use super::directory::{Directory, DirectoryError};
 use super::limits::{Bucket, KeyedLimiter, Rate};
-use super::registry::{Action, ConnId, Registry, Who};
-use super::relay_server::Relay;
+use super::registry::{Action, ConnId, ConnectRefused, Registry, RegistryLimits, Who};
+use super::relay_server::{Relay, TunnelClients};
 use crate::net::identity::Identity;
 use crate::net::pin::ClientPolicy;
 use crate::net::tls::{server_config, ALPN_RENDEZVOUS};
@@ -32,16 +33,19 @@ use crate::session::{read_hello, FramedRecv, FramedSend, LocalSide, SessionError
 /// customers online at once.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// Connections held at once, in all.
+    /// Clients signed in at once, in all.
     pub max_connections: usize,
-    /// Connections held at once from one IP address (offices share one).
-    pub max_connections_per_ip: usize,
-    /// New connections per IP address.
-    pub connects_per_ip: Rate,
+    /// Of those, how many only technicians may take: customers get the
+    /// rest, so a flood of them cannot lock the staff out.
+    pub staff_reserve: usize,
+    /// Who may start a connection (per source, handshakes, Retry).
+    pub admission: AdmissionLimits,
     /// Messages per connection.
     pub messages_per_connection: Rate,
-    /// Session requests per IP address.
-    pub requests_per_ip: Rate,
+    /// Session requests per source.
+    pub requests_per_source: Rate,
+    /// Session requests waiting at once from one source.
+    pub open_requests_per_source: usize,
     /// Messages queued for one client before it counts as too slow.
     pub outbox: usize,
 }
@@ -50,11 +54,27 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_connections: 20_000,
-            max_connections_per_ip: 512,
-            connects_per_ip: Rate { per_second: 20.0, burst: 100.0 },
+            staff_reserve: 1_000,
+            admission: AdmissionLimits::default(),
             messages_per_connection: Rate { per_second: 20.0, burst: 50.0 },
-            requests_per_ip: Rate { per_second: 2.0, burst: 30.0 },
+            requests_per_source: Rate { per_second: 2.0, burst: 30.0 },
+            open_requests_per_source: 8,
             outbox: 64,
+        }
+    }
+}
+
+impl Limits {
+    /// The defaults for a server of `max` clients at once, a twentieth of
+    /// them kept for the staff.
+    pub fn with_max_connections(max: usize) -> Limits {
+        Limits { max_connections: max, staff_reserve: (max / 20).max(8).min(max / 2), ..Limits::default() }
+    }
+
+    fn registry(&self) -> RegistryLimits {
+        RegistryLimits {
+            customers: self.max_connections.saturating_sub(self.staff_reserve),
+            open_requests_per_source: self.open_requests_per_source,
         }
     }
 }
@@ -112,10 +132,11 @@ enum Event {
         conn: ConnId,
         who: Who,
         observed: SocketAddr,
+        source: IpAddr,
         rtt: Duration,
         outbox: mpsc::Sender<FromRendezvous>,
         handle: quinn::Connection,
-        reply: oneshot::Sender<bool>,
+        reply: oneshot::Sender<Result<(), ConnectRefused>>,
     },
     Message {
         conn: ConnId,
@@ -158,7 +179,7 @@ impl Server {
             None => None,
         };
         let relay_port = relay.as_ref().map_or(0, |r| r.local_addr().port());
-        let registry = Registry::new(directory, relay_port, Box::new(rand::random));
+        let registry = Registry::new(directory, relay_port, Box::new(rand::random), config.limits.registry());
         tokio::spawn(core(registry, events_rx, stats.clone(), relay.clone()));
         let (reload_tx, reload_rx) = mpsc::channel(1);
         tokio::spawn(watch_directory(config.directory.clone(), events_tx.clone(), reload_rx));
@@ -168,7 +189,8 @@ impl Server {
             name: String::new(),
             capabilities: Capabilities::default(),
         };
-        tokio::spawn(accept_loop(endpoint.clone(), local, config.limits, events_tx, stats.clone()));
+        let tunnels = relay.as_ref().map(Relay::tunnel_clients).unwrap_or_default();
+        tokio::spawn(accept_loop(endpoint.clone(), local, config.limits, tunnels, events_tx, stats.clone()));
         Ok(Server { endpoint, relay, stats, reload: reload_tx })
     }
 
@@ -208,28 +230,39 @@ async fn accept_loop(
     endpoint: quinn::Endpoint,
     local: LocalSide,
     limits: Limits,
+    tunnels: TunnelClients,
     events: mpsc::Sender<Event>,
     stats: Arc<Stats>,
 ) {
     let next_id = AtomicU64::new(1);
-    let mut connects = KeyedLimiter::<IpAddr>::new(limits.connects_per_ip, 100_000);
+    let admission = Arc::new(std::sync::Mutex::new(Admission::new(limits.admission)));
     let requests =
-        Arc::new(std::sync::Mutex::new(KeyedLimiter::<IpAddr>::new(limits.requests_per_ip, 100_000)));
-    let per_ip = Arc::new(std::sync::Mutex::new(HashMap::<IpAddr, usize>::new()));
+        Arc::new(std::sync::Mutex::new(KeyedLimiter::<IpAddr>::new(limits.requests_per_source, 100_000)));
     let local = Arc::new(local);
     while let Some(incoming) = endpoint.accept().await {
-        let ip = incoming.remote_address().ip();
-        let held = per_ip.lock().expect("not poisoned").get(&ip).copied().unwrap_or(0);
-        if stats.connections.load(Ordering::Relaxed) as usize >= limits.max_connections
-            || held >= limits.max_connections_per_ip
-            || !connects.take(&ip, Instant::now())
-        {
-            stats.limited.fetch_add(1, Ordering::Relaxed);
-            // No reply: a flood gets nothing to amplify.
-            incoming.ignore();
-            continue;
+        // A client behind the TCP tunnel counts as where its TCP came from.
+        let remote = incoming.remote_address();
+        let source = source_of(tunnels.client_of(remote).unwrap_or(remote.ip()));
+        let verdict = admission.lock().expect("not poisoned").arrive(
+            source,
+            incoming.remote_address_validated(),
+            Instant::now(),
+        );
+        match verdict {
+            Verdict::Accept => {}
+            Verdict::Retry => {
+                if let Err(e) = incoming.retry() {
+                    e.into_incoming().ignore();
+                }
+                continue;
+            }
+            Verdict::Ignore(_) => {
+                stats.limited.fetch_add(1, Ordering::Relaxed);
+                // No reply: a flood gets nothing to amplify.
+                incoming.ignore();
+                continue;
+            }
         }
-        *per_ip.lock().expect("not poisoned").entry(ip).or_default() += 1;
         let conn_id = next_id.fetch_add(1, Ordering::Relaxed);
         let ctx = ConnCtx {
             id: conn_id,
@@ -238,21 +271,36 @@ async fn accept_loop(
             events: events.clone(),
             requests: requests.clone(),
             stats: stats.clone(),
+            source,
         };
-        let per_ip = per_ip.clone();
+        let held = Held { admission: admission.clone(), source, handshaking: true };
         tokio::spawn(async move {
-            let result = serve_connection(incoming, &ctx).await;
+            let result = serve_connection(incoming, &ctx, held).await;
             if let Err(e) = result {
-                tracing::debug!(conn = conn_id, %ip, "connection ended: {e}");
-            }
-            let mut map = per_ip.lock().expect("not poisoned");
-            if let Some(n) = map.get_mut(&ip) {
-                *n -= 1;
-                if *n == 0 {
-                    map.remove(&ip);
-                }
+                tracing::debug!(conn = conn_id, %source, "connection ended: {e}");
             }
         });
+    }
+}
+
+/// A connection's place in the admission counts, given back however the
+/// connection ends.
+struct Held {
+    admission: Arc<std::sync::Mutex<Admission>>,
+    source: IpAddr,
+    handshaking: bool,
+}
+
+impl Held {
+    fn signed_in(&mut self, staff: bool) {
+        self.admission.lock().expect("not poisoned").signed_in(self.source, staff);
+        self.handshaking = false;
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.admission.lock().expect("not poisoned").gone(self.source, self.handshaking);
     }
 }
 
@@ -263,9 +311,15 @@ struct ConnCtx {
     events: mpsc::Sender<Event>,
     requests: Arc<std::sync::Mutex<KeyedLimiter<IpAddr>>>,
     stats: Arc<Stats>,
+    /// Where it counts for limits.
+    source: IpAddr,
 }
 
-async fn serve_connection(incoming: quinn::Incoming, ctx: &ConnCtx) -> Result<(), SessionError> {
+async fn serve_connection(
+    incoming: quinn::Incoming,
+    ctx: &ConnCtx,
+    mut held: Held,
+) -> Result<(), SessionError> {
     let setup = async {
         let conn = incoming.await.map_err(SessionError::from_connection)?;
         let fingerprint = peer_fingerprint(&conn).ok_or(SessionError::NoPeerCertificate)?;
@@ -313,21 +367,24 @@ async fn serve_connection(incoming: quinn::Incoming, ctx: &ConnCtx) -> Result<()
         conn: ctx.id,
         who,
         observed: conn.remote_address(),
+        source: ctx.source,
         rtt: conn.rtt(),
         outbox: outbox_tx,
         handle: conn.clone(),
         reply: reply_tx,
     };
-    if ctx.events.send(connected).await.is_err() || !reply_rx.await.unwrap_or(false) {
-        conn.close(
-            CloseCode::NotAuthorized.to_u32().into(),
-            b"this technician's key is not in the company's staff directory",
-        );
-        return Err(SessionError::PeerClosed {
-            code: CloseCode::NotAuthorized,
-            reason: "not in the staff directory".into(),
-        });
+    if ctx.events.send(connected).await.is_err() {
+        return Err(SessionError::LocallyClosed);
     }
+    if let Err(refused) = reply_rx.await.unwrap_or(Err(ConnectRefused::Full)) {
+        let code = match refused {
+            ConnectRefused::NotInDirectory => CloseCode::NotAuthorized,
+            ConnectRefused::Full => CloseCode::Busy,
+        };
+        conn.close(code.to_u32().into(), refused.to_string().as_bytes());
+        return Err(SessionError::PeerClosed { code, reason: refused.to_string() });
+    }
+    held.signed_in(matches!(who, Who::Viewer(_)));
     tx.send(&ctx.local.hello([0; 32])).await?;
     let writer = tokio::spawn(write_loop(tx.retype(), outbox_rx));
     let result = read_loop(&conn, rx.retype(), ctx, who).await;
@@ -359,7 +416,7 @@ async fn read_loop(
     who: Who,
 ) -> Result<(), SessionError> {
     let mut bucket = Bucket::new(ctx.limits.messages_per_connection, Instant::now());
-    let ip = conn.remote_address().ip();
+    let ip = ctx.source;
     loop {
         let msg = match rx.recv().await {
             Ok(Some(msg)) => msg,
@@ -406,8 +463,8 @@ async fn core(
         let actions = tokio::select! {
             event = events.recv() => match event {
                 None => return,
-                Some(Event::Connected { conn, who, observed, rtt, outbox, handle, reply }) => {
-                    match registry.connect(conn, who, observed, rtt) {
+                Some(Event::Connected { conn, who, observed, source, rtt, outbox, handle, reply }) => {
+                    match registry.connect(conn, who, observed, source, rtt) {
                         Ok(actions) => {
                             conns.insert(conn, (outbox, handle));
                             stats.connections.store(registry.connections() as u64, Ordering::Relaxed);
@@ -418,11 +475,11 @@ async fn core(
                                 registry.connections()
                             );
                             present.insert(conn, who);
-                            let _ = reply.send(true);
+                            let _ = reply.send(Ok(()));
                             actions
                         }
-                        Err(_) => {
-                            let _ = reply.send(false);
+                        Err(refused) => {
+                            let _ = reply.send(Err(refused));
                             Vec::new()
                         }
                     }

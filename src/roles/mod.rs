@@ -91,6 +91,9 @@ pub enum Failure {
     /// The company's server answered but refused (wrong key, not listed).
     #[error("the company server refused: {0}")]
     Refused(String),
+    /// The company's server is full or this network sent it too much.
+    #[error("the company server is busy: {0}")]
+    Busy(String),
     /// The company's server went away.
     #[error("the company server ended the connection{0}")]
     CompanyServerGone(String),
@@ -175,6 +178,9 @@ pub async fn sign_in(
         };
         match result {
             Ok(signed_in) => return Ok(signed_in),
+            Err(e @ SessionError::PeerClosed { code: lifebuoy_proto::close::CloseCode::Busy, .. }) => {
+                return Err(Failure::Busy(format!("{}: {e}", server.addr)));
+            }
             // A refusal or a wrong key is an answer: no point trying the other way.
             Err(e)
                 if !matches!(

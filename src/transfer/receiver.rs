@@ -396,7 +396,8 @@ mod tests {
         #[cfg(unix)]
         std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
         // A transfer still running (its writer holds the lock) is left alone.
-        let running = tempfile::Builder::new().prefix(TEMP_PREFIX).suffix(TEMP_SUFFIX).tempfile_in(&deep).unwrap();
+        let running =
+            tempfile::Builder::new().prefix(TEMP_PREFIX).suffix(TEMP_SUFFIX).tempfile_in(&deep).unwrap();
         running.as_file().try_lock().unwrap();
 
         assert_eq!(clean_leftovers(&root), 2);
@@ -421,7 +422,8 @@ mod tests {
             };
             let mut temp = tempfile::NamedTempFile::new_in(dir.path()).unwrap();
             temp.write_all(b"abc").unwrap();
-            let file = Incoming { temp, folder: dir.path().to_owned(), name: format!("f{i}"), header, written: 3 };
+            let file =
+                Incoming { temp, folder: dir.path().to_owned(), name: format!("f{i}"), header, written: 3 };
             let path = commit(file).unwrap();
             assert_eq!(std::fs::read(path).unwrap(), b"abc");
         }

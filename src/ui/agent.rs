@@ -450,6 +450,7 @@ pub fn failure_text(t: &Texts, f: &Failure) -> (&'static str, String) {
     let headline = match f {
         Failure::Unreachable(_) => t.fail_unreachable,
         Failure::Refused(_) => t.fail_refused,
+        Failure::Busy(_) => t.fail_busy,
         Failure::CompanyServerGone(_) => t.fail_server_gone,
         Failure::Peer(_) => t.fail_peer,
         Failure::Local(_) => t.fail_local,

@@ -119,6 +119,7 @@ pub struct Texts {
     // Failures.
     pub fail_unreachable: &'static str,
     pub fail_refused: &'static str,
+    pub fail_busy: &'static str,
     pub fail_server_gone: &'static str,
     pub fail_peer: &'static str,
     pub fail_local: &'static str,
@@ -211,6 +212,7 @@ pub static DE: Texts = Texts {
     refused_already: "Es wartet schon eine Anfrage.",
     fail_unreachable: "Der Server der Firma ist nicht erreichbar. Ist UDP-Port 5515 gesperrt? Auch TCP-Port 5511 wurde versucht. Prüfen Sie die Internetverbindung.",
     fail_refused: "Der Server der Firma hat dieses Programm abgewiesen. Bitte laden Sie das Support-Programm neu herunter.",
+    fail_busy: "Der Server der Firma ist gerade ausgelastet. Bitte versuchen Sie es in einer Minute noch einmal.",
     fail_server_gone: "Die Verbindung zum Server der Firma ist abgebrochen.",
     fail_peer: "Es konnte keine Verbindung aufgebaut werden. Bitte versuchen Sie es noch einmal.",
     fail_local: "Das Programm konnte auf diesem Computer nicht starten.",
@@ -301,6 +303,7 @@ pub static EN: Texts = Texts {
     refused_already: "A request is already waiting.",
     fail_unreachable: "The company server cannot be reached. Is UDP port 5515 blocked? TCP port 5511 was tried too. Check the internet connection.",
     fail_refused: "The company server refused this program. Please download the support program again.",
+    fail_busy: "The company server is busy right now. Please try again in a minute.",
     fail_server_gone: "The connection to the company server was lost.",
     fail_peer: "No connection could be made. Please try again.",
     fail_local: "The program could not start on this computer.",
