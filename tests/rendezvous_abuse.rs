@@ -25,7 +25,7 @@ use lifebuoy::session::LocalSide;
 const BIN: &str = env!("CARGO_BIN_EXE_lifebuoy");
 
 /// The descriptor counts need the process to themselves.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn open_files() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
@@ -60,7 +60,7 @@ async fn server(limits: Limits) -> (Server, lifebuoy::proto::Fingerprint, tempfi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tunnel_clients_that_send_garbage_and_go_leave_nothing_open() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     let (server, _pin, _staff) = server(Limits::default()).await;
     let tcp = server.relay_tcp_addr().unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -135,7 +135,7 @@ async fn over_udp(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_behind_the_tunnel_are_limited_by_their_own_address() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     let mut limits = Limits::default();
     limits.admission.connections_per_source = 2;
     let (server, pin, _staff) = server(limits).await;
@@ -170,6 +170,7 @@ fn open_files_of(pid: u32) -> usize {
 
 #[test]
 fn out_of_descriptors_the_tunnel_waits_instead_of_spinning() {
+    let _one = ONE_AT_A_TIME.blocking_lock();
     let dir = tempfile::tempdir().unwrap();
     let staff = dir.path().join("staff.toml");
     std::fs::write(&staff, "").unwrap();
