@@ -92,26 +92,33 @@ pub fn pack(from: &Path, config: &PackedConfig, to: &Path) -> Result<(), PackErr
 pub fn read(file: &Path) -> Result<Option<PackedConfig>, PackError> {
     let mut f = std::fs::File::open(file)?;
     let len = f.metadata()?.len();
-    if len < TRAILER as u64 {
-        return Ok(None);
-    }
-    let mut trailer = [0u8; TRAILER];
-    f.seek(SeekFrom::End(-(TRAILER as i64)))?;
-    f.read_exact(&mut trailer)?;
+    let tail_len = len.min((TRAILER + CONFIG_MAX) as u64);
+    let mut tail = vec![0u8; tail_len as usize];
+    f.seek(SeekFrom::End(-(tail_len as i64)))?;
+    f.read_exact(&mut tail)?;
+    parse(&tail)
+}
+
+/// The configuration in the last bytes of a program (`tail`: up to
+/// [`CONFIG_MAX`] + the trailer's length of them, fewer if the program is
+/// shorter), if it is a packed agent. Nothing in `tail` is trusted: a
+/// length beyond what is there, a hash that differs, or text that is not
+/// a configuration is an error, never a panic.
+pub fn parse(tail: &[u8]) -> Result<Option<PackedConfig>, PackError> {
+    let Some(body_len) = tail.len().checked_sub(TRAILER) else { return Ok(None) };
+    let trailer = &tail[body_len..];
     if &trailer[36..] != MAGIC {
         return Ok(None);
     }
     let size = u32::from_le_bytes(trailer[..4].try_into().expect("4 bytes")) as usize;
-    if size > CONFIG_MAX || size as u64 > len - TRAILER as u64 {
+    if size > CONFIG_MAX || size > body_len {
         return Err(PackError::TooLong(size));
     }
-    let mut json = vec![0u8; size];
-    f.seek(SeekFrom::End(-((TRAILER + size) as i64)))?;
-    f.read_exact(&mut json)?;
-    if blake3::hash(&json).as_bytes() != &trailer[4..36] {
+    let json = &tail[body_len - size..body_len];
+    if blake3::hash(json).as_bytes() != &trailer[4..36] {
         return Err(PackError::Damaged);
     }
-    serde_json::from_slice(&json).map(Some).map_err(|e| PackError::Invalid(e.to_string()))
+    serde_json::from_slice(json).map(Some).map_err(|e| PackError::Invalid(e.to_string()))
 }
 
 /// The configuration packed into this program, if it is a packed agent.

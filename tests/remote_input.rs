@@ -423,5 +423,5 @@ async fn a_wheel_event_is_bounded() {
     r.send(&[Input::Wheel { dx: 0, dy: i16::MAX, unit: WheelUnit::Line, modifiers: Modifiers(0) }]);
     let after = events.after_mark(Duration::from_millis(1500));
     let presses = after.iter().filter(|e| e.starts_with("ButtonPress")).count();
-    assert_eq!(presses, lifebuoy::input::inject::NOTCHES_MAX as usize, "{after:?}");
+    assert_eq!(presses, lifebuoy::input::plan::NOTCHES_MAX as usize, "{after:?}");
 }

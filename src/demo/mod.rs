@@ -53,7 +53,10 @@ async fn windows(lang: &str) -> anyhow::Result<()> {
             None
         }
     };
-    println!("== the customer's window: double-click Demo-Techniker, then accept in the technician's window");
+    println!(
+        "== the customer's window: double-click Demo-Techniker, accept in the technician's window, \
+         then compare the code and allow in the customer's window"
+    );
     let mut agent = Command::new(&exe);
     agent.args(["agent", "--company", "Demo GmbH", "--label", "Kunde 4711"]);
     agent.arg("--inbox").arg(inbox(dir.path(), "customer-inbox")?);

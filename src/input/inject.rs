@@ -1,5 +1,6 @@
 //! The agent's side: input messages applied to the customer's desktop
-//! through enigo (XTEST on X11, on the display chosen explicitly).
+//! through enigo (XTEST on X11, on the display chosen explicitly), one
+//! planned action at a time (`plan` decides what each input does).
 //!
 //! The injector remembers every key, button and modifier it pressed, so it
 //! can release them all when the session ends, the connection drops, the
@@ -7,16 +8,11 @@
 //! Shift or Ctrl left down on the customer's machine would make it unusable
 //! after the session. Dropping the injector releases them too.
 
-use std::collections::BTreeSet;
+use enigo::{Coordinate, Direction, Enigo, Keyboard, Mouse, Settings};
+use lifebuoy_proto::input::{Input, MouseButton};
 
-use enigo::{Axis, Coordinate, Direction, Enigo, Keyboard, Mouse, Settings};
-use lifebuoy_proto::input::{Input, Modifiers, MouseButton, WheelUnit};
-
-use super::hid;
+use super::plan::{system_code, Action, Axis, Held, PlanError};
 use crate::screen::MonitorInfo;
-
-/// Pixels of smooth scrolling per wheel notch (X11 scrolls in notches).
-pub const PIXELS_PER_NOTCH: i32 = 50;
 
 /// Why an input could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -27,44 +23,26 @@ pub enum InjectError {
     /// The system refused an event.
     #[error("the system refused an input event: {0}")]
     Refused(String),
-    /// A key this system has no code for.
-    #[error("no key on this system for HID usage {0:#x}")]
-    UnknownKey(u16),
-    /// A monitor not in the layout.
-    #[error("there is no monitor {0}")]
-    NoMonitor(u8),
+    /// The input makes no sense here (a key or monitor this desktop lacks).
+    #[error(transparent)]
+    Plan(#[from] PlanError),
 }
 
 fn refused(e: impl std::fmt::Display) -> InjectError {
     InjectError::Refused(e.to_string())
 }
 
-/// The modifier bits and the key each is pressed with.
-const MODIFIER_KEYS: [(u8, u16); 5] = [
-    (Modifiers::SHIFT, hid::usage::LEFT_SHIFT),
-    (Modifiers::CTRL, hid::usage::LEFT_CTRL),
-    (Modifiers::ALT, hid::usage::LEFT_ALT),
-    (Modifiers::SUPER, hid::usage::LEFT_GUI),
-    (Modifiers::ALT_GR, hid::usage::RIGHT_ALT),
-];
-
 /// Applies input to one desktop.
 pub struct Injector {
     enigo: Enigo,
     keys_path: KeysPath,
     monitors: Vec<MonitorInfo>,
-    /// System key codes this injector holds down.
-    keys: BTreeSet<u16>,
-    buttons: BTreeSet<MouseButton>,
-    /// Modifier bits held for the current event.
-    held: u8,
-    /// Smooth-scroll pixels not yet a whole notch.
-    wheel: (i32, i32),
+    held: Held,
 }
 
 impl std::fmt::Debug for Injector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Injector").field("keys", &self.keys).field("buttons", &self.buttons).finish()
+        f.debug_struct("Injector").field("held", &self.held).finish()
     }
 }
 
@@ -76,10 +54,6 @@ pub enum Applied {
     /// Dropped, or stopped part-way: the customer has not allowed control.
     Blocked,
 }
-
-/// Most wheel notches one event turns, either way: a real wheel sends one
-/// to a few; a peer asking for thousands would scroll for seconds.
-pub const NOTCHES_MAX: i32 = 10;
 
 impl Injector {
     /// Controls `display` (X11, e.g. ":1"; ignored elsewhere), whose
@@ -98,101 +72,42 @@ impl Injector {
         // copy of the delay for remapped characters in `text`.
         #[cfg(target_os = "linux")]
         enigo.set_delay(0);
-        Ok(Injector {
-            keys_path: KeysPath::open(display)?,
-            enigo,
-            monitors,
-            keys: BTreeSet::new(),
-            buttons: BTreeSet::new(),
-            held: 0,
-            wheel: (0, 0),
-        })
+        Ok(Injector { keys_path: KeysPath::open(display)?, enigo, monitors, held: Held::default() })
     }
 
-    /// Applies one input while `allowed` says yes: it is asked before the
-    /// input, between wheel notches and between characters of text, so the
-    /// customer's "off" stops even a long one.
+    /// Applies one input while `allowed` says yes. It is asked before each
+    /// single action (a key, a wheel notch, a character), so the customer's
+    /// "off" stops even a long input after the action under way.
     pub fn apply(&mut self, input: &Input, allowed: &dyn Fn() -> bool) -> Result<Applied, InjectError> {
-        if !allowed() {
-            return Ok(Applied::Blocked);
-        }
-        match input {
-            Input::PointerMove { monitor, x, y } => {
-                let m = self
-                    .monitors
-                    .iter()
-                    .find(|m| m.id == *monitor)
-                    .ok_or(InjectError::NoMonitor(*monitor))?;
-                let x = m.x + i32::from(*x).min(m.width as i32 - 1);
-                let y = m.y + i32::from(*y).min(m.height as i32 - 1);
-                self.enigo.move_mouse(x, y, Coordinate::Abs).map_err(refused)?;
+        let plan = self.held.plan(input, &self.monitors, &system_code)?;
+        for action in &plan {
+            if !allowed() {
+                return Ok(Applied::Blocked);
             }
-            Input::Button { button, pressed, modifiers } => {
-                self.hold_modifiers(modifiers.0)?;
-                self.enigo.button(enigo_button(*button), direction(*pressed)).map_err(refused)?;
-                if *pressed {
-                    self.buttons.insert(*button);
-                } else {
-                    self.buttons.remove(button);
-                }
-            }
-            Input::Wheel { dx, dy, unit, modifiers } => {
-                self.hold_modifiers(modifiers.0)?;
-                let (nx, ny) = self.notches(*dx, *dy, *unit);
-                for (n, axis) in [(ny, Axis::Vertical), (nx, Axis::Horizontal)] {
-                    for _ in 0..n.unsigned_abs() {
-                        if !allowed() {
-                            return Ok(Applied::Blocked);
-                        }
-                        self.enigo.scroll(n.signum(), axis).map_err(refused)?;
-                    }
-                }
-            }
-            Input::Key { physical, pressed, modifiers, .. } => {
-                let code = system_key(*physical)?;
-                if !hid::is_modifier(*physical) {
-                    self.hold_modifiers(modifiers.0)?;
-                }
-                self.raw_key(code, *pressed)?;
-                if *pressed {
-                    self.keys.insert(code);
-                } else {
-                    self.keys.remove(&code);
-                }
-            }
-            Input::Text { text } => {
-                // Typed as characters: modifiers held for shortcuts would change them.
-                self.hold_modifiers(0)?;
-                let mut buf = [0u8; 4];
-                for c in text.chars() {
-                    if !allowed() {
-                        return Ok(Applied::Blocked);
-                    }
-                    self.enigo.text(c.encode_utf8(&mut buf)).map_err(refused)?;
-                }
-            }
-            Input::ReleaseAll => self.release_all()?,
+            self.act(action)?;
         }
         Ok(Applied::Done)
     }
 
-    /// Whole wheel notches for a wheel event, each way at most
-    /// [`NOTCHES_MAX`]; smooth-scroll pixels short of a notch wait for
-    /// the next event.
-    fn notches(&mut self, dx: i16, dy: i16, unit: WheelUnit) -> (i32, i32) {
-        let (nx, ny) = match unit {
-            WheelUnit::Line => (i32::from(dx), i32::from(dy)),
-            WheelUnit::Pixel => {
-                let limit = NOTCHES_MAX * PIXELS_PER_NOTCH;
-                self.wheel.0 = (self.wheel.0 + i32::from(dx)).clamp(-limit, limit);
-                self.wheel.1 = (self.wheel.1 + i32::from(dy)).clamp(-limit, limit);
-                let notches = (self.wheel.0 / PIXELS_PER_NOTCH, self.wheel.1 / PIXELS_PER_NOTCH);
-                self.wheel.0 -= notches.0 * PIXELS_PER_NOTCH;
-                self.wheel.1 -= notches.1 * PIXELS_PER_NOTCH;
-                notches
+    /// Carries out one action; what it holds is remembered.
+    fn act(&mut self, action: &Action) -> Result<(), InjectError> {
+        match *action {
+            Action::Move { x, y } => self.enigo.move_mouse(x, y, Coordinate::Abs).map_err(refused)?,
+            Action::Button { button, pressed } => {
+                self.enigo.button(enigo_button(button), direction(pressed)).map_err(refused)?
             }
-        };
-        (nx.clamp(-NOTCHES_MAX, NOTCHES_MAX), ny.clamp(-NOTCHES_MAX, NOTCHES_MAX))
+            Action::Key { code, pressed, .. } => self.raw_key(code, pressed)?,
+            Action::Scroll { axis, by } => {
+                let axis = match axis {
+                    Axis::Vertical => enigo::Axis::Vertical,
+                    Axis::Horizontal => enigo::Axis::Horizontal,
+                };
+                self.enigo.scroll(by, axis).map_err(refused)?
+            }
+            Action::Char(c) => self.enigo.text(c.encode_utf8(&mut [0u8; 4])).map_err(refused)?,
+        }
+        self.held.did(action);
+        Ok(())
     }
 
     /// Presses or releases one key by its system code.
@@ -205,38 +120,16 @@ impl Injector {
         }
     }
 
-    /// Presses and releases modifier keys so that exactly `want` are held.
-    fn hold_modifiers(&mut self, want: u8) -> Result<(), InjectError> {
-        for (bit, usage) in MODIFIER_KEYS {
-            let code = system_key(usage)?;
-            if want & bit != 0 && self.held & bit == 0 {
-                self.raw_key(code, true)?;
-                self.held |= bit;
-            } else if want & bit == 0 && self.held & bit != 0 {
-                self.raw_key(code, false)?;
-                self.held &= !bit;
-            }
-        }
-        Ok(())
-    }
-
     /// Releases every key, button and modifier this injector holds.
     pub fn release_all(&mut self) -> Result<(), InjectError> {
         let mut first_error = None;
-        for code in std::mem::take(&mut self.keys).into_iter().rev() {
-            if let Err(e) = self.raw_key(code, false) {
+        for action in self.held.release() {
+            if let Err(e) = self.act(&action) {
                 first_error.get_or_insert(e);
+                // Not held any more as far as we can tell; never tried twice.
+                self.held.did(&action);
             }
         }
-        for button in std::mem::take(&mut self.buttons) {
-            if let Err(e) = self.enigo.button(enigo_button(button), Direction::Release) {
-                first_error.get_or_insert(refused(e));
-            }
-        }
-        if let Err(e) = self.hold_modifiers(0) {
-            first_error.get_or_insert(e);
-        }
-        self.wheel = (0, 0);
         first_error.map_or(Ok(()), Err)
     }
 }
@@ -321,17 +214,4 @@ fn direction(pressed: bool) -> Direction {
     } else {
         Direction::Release
     }
-}
-
-/// The system's key code for a HID usage, as enigo's `raw` takes it: the
-/// X keycode on X11 (evdev keymap), the set-1 scan code on Windows.
-fn system_key(usage: u16) -> Result<u16, InjectError> {
-    #[cfg(target_os = "linux")]
-    let code = hid::to_evdev(usage).map(|code| code + 8);
-    #[cfg(windows)]
-    let code = hid::to_scancode(usage);
-    // macOS virtual key codes: not yet (no macOS build here to check them on).
-    #[cfg(not(any(target_os = "linux", windows)))]
-    let code = None;
-    code.ok_or(InjectError::UnknownKey(usage))
 }

@@ -8,6 +8,7 @@ pub mod hid;
 pub mod inject;
 pub mod keys;
 pub mod map;
+pub mod plan;
 pub mod stream;
 
 pub use inject::{Applied, InjectError, Injector};

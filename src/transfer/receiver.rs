@@ -163,11 +163,110 @@ struct Incoming {
     written: u64,
 }
 
+/// What a step of a file stream did on disk.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Wrote {
+    /// A file was started (its temporary file made) under this name as sent.
+    Started {
+        /// The drop it belongs to.
+        transfer: u64,
+        /// Its path as sent.
+        path: String,
+        /// Its announced size.
+        size: u64,
+    },
+    /// Data went into the file; so many bytes in all.
+    Data(u64),
+    /// The file is whole and has its name.
+    Done {
+        /// Where it is.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+    },
+    /// The folder is there.
+    Folder(PathBuf),
+}
+
+/// The disk side of one file stream: the steps the protocol's state
+/// machine allows, carried out inside the inbox (blocking: call it off
+/// the async workers). Dropped before [`Wrote::Done`], it leaves nothing:
+/// the temporary file goes with it.
+pub struct Writing<'a> {
+    inbox: &'a Inbox,
+    incoming: Option<Incoming>,
+    sent_path: String,
+}
+
+impl<'a> Writing<'a> {
+    /// Nothing written yet.
+    pub fn new(inbox: &'a Inbox) -> Writing<'a> {
+        Writing { inbox, incoming: None, sent_path: String::new() }
+    }
+
+    /// Carries out one step.
+    pub fn step(&mut self, step: Step<'_>) -> Result<Wrote, ReceiveError> {
+        match step {
+            Step::Create { header, path } => {
+                self.sent_path = header.path.clone();
+                let path = self.inbox.top(header.transfer, &path, header.entry);
+                let names = path.components();
+                match header.entry {
+                    EntryKind::Folder => {
+                        self.inbox.folders(names)?;
+                    }
+                    EntryKind::File => {
+                        let folder = self.inbox.folders(&names[..names.len() - 1])?;
+                        enough_space(&folder, header.size, &self.sent_path)?;
+                        let temp = tempfile::Builder::new()
+                            .prefix(TEMP_PREFIX)
+                            .suffix(TEMP_SUFFIX)
+                            .tempfile_in(&folder)
+                            .map_err(|e| disk_error(&self.sent_path, e, header.size))?;
+                        // Held while it is written: a cleanup of left-overs
+                        // (another session's start) leaves it alone.
+                        let _ = temp.as_file().try_lock();
+                        self.incoming = Some(Incoming {
+                            temp,
+                            folder,
+                            name: names[names.len() - 1].clone(),
+                            header: header.clone(),
+                            written: 0,
+                        });
+                    }
+                }
+                Ok(Wrote::Started { transfer: header.transfer, path: header.path.clone(), size: header.size })
+            }
+            Step::Write(bytes) => {
+                let file = self.incoming.as_mut().ok_or(TransferError::Order)?;
+                let len = bytes.len() as u64;
+                let written = if bytes.iter().all(|&b| b == 0) {
+                    file.temp.as_file_mut().seek(SeekFrom::Current(len as i64)).map(|_| ())
+                } else {
+                    file.temp.as_file_mut().write_all(bytes)
+                };
+                written.map_err(|e| disk_error(&self.sent_path, e, file.header.size))?;
+                file.written += len;
+                Ok(Wrote::Data(file.written))
+            }
+            Step::Commit => match self.incoming.take() {
+                // A folder: already made.
+                None => Ok(Wrote::Folder(self.inbox.root.join(&self.sent_path))),
+                Some(file) => {
+                    let size = file.header.size;
+                    let path = commit(file).map_err(|e| disk_error(&self.sent_path, e, size))?;
+                    Ok(Wrote::Done { path, size })
+                }
+            },
+        }
+    }
+}
+
 /// Receives one file stream into `inbox`. Whatever goes wrong, no file is
 /// left behind and the reason is returned (and sent as an event).
 pub async fn receive_file(mut stream: FramedRecv<File>, inbox: &Inbox) -> Result<PathBuf, ReceiveError> {
     let mut state = Receive::new();
-    let mut incoming: Option<Incoming> = None;
+    let mut writing = Writing::new(inbox);
     let mut meter: Option<Meter> = None;
     let mut sent_path = String::new();
     let mut transfer = 0;
@@ -179,95 +278,46 @@ pub async fn receive_file(mut stream: FramedRecv<File>, inbox: &Inbox) -> Result
             };
             let step = state.on_message(&msg)?;
             if let Step::Create { header, .. } = &step {
-                transfer = header.transfer;
+                (sent_path, transfer) = (header.path.clone(), header.transfer);
             }
             if inbox.is_cancelled(transfer) {
                 return Err(ReceiveError::Cancelled);
             }
-            match step {
-                Step::Create { header, path } => {
-                    (sent_path, transfer) = (header.path.clone(), header.transfer);
-                    inbox
-                        .events
-                        .send(TransferEvent::Started { transfer, path: sent_path.clone(), size: header.size })
-                        .await;
-                    let path = inbox.top(header.transfer, &path, header.entry);
-                    let names = path.components();
-                    match header.entry {
-                        EntryKind::Folder => {
-                            inbox.folders(names)?;
-                        }
-                        EntryKind::File => {
-                            let folder = inbox.folders(&names[..names.len() - 1])?;
-                            enough_space(&folder, header.size, &sent_path)?;
-                            let temp = tempfile::Builder::new()
-                                .prefix(TEMP_PREFIX)
-                                .suffix(TEMP_SUFFIX)
-                                .tempfile_in(&folder)
-                                .map_err(|e| disk_error(&sent_path, e, header.size))?;
-                            // Held while it is written: a cleanup of left-overs
-                            // (another session's start) leaves it alone.
-                            let _ = temp.as_file().try_lock();
-                            meter = Some(Meter::new(transfer, &sent_path, header.size));
-                            incoming = Some(Incoming {
-                                temp,
-                                folder,
-                                name: names[names.len() - 1].clone(),
-                                header: header.clone(),
-                                written: 0,
-                            });
-                        }
-                    }
+            if matches!(step, Step::Commit) {
+                // The stream must end here; reading its end also tells the
+                // sender everything was taken (a stream dropped unread
+                // would look refused to it).
+                if stream.recv().await?.is_some() {
+                    return Err(TransferError::Order.into());
                 }
-                Step::Write(bytes) => {
-                    let file = incoming.as_mut().expect("data only after a file header");
-                    let len = bytes.len() as u64;
-                    tokio::task::block_in_place(|| -> std::io::Result<()> {
-                        if bytes.iter().all(|&b| b == 0) {
-                            file.temp.as_file_mut().seek(SeekFrom::Current(len as i64))?;
-                        } else {
-                            file.temp.as_file_mut().write_all(bytes)?;
-                        }
-                        Ok(())
-                    })
-                    .map_err(|e| disk_error(&sent_path, e, file.header.size))?;
-                    file.written += len;
+            }
+            match tokio::task::block_in_place(|| writing.step(step))? {
+                Wrote::Started { transfer, path, size } => {
+                    meter = Some(Meter::new(transfer, &path, size));
+                    inbox.events.send(TransferEvent::Started { transfer, path, size }).await;
+                }
+                Wrote::Data(written) => {
                     if let Some(m) = &mut meter {
-                        m.update(&inbox.events, file.written);
+                        m.update(&inbox.events, written);
                     }
                 }
-                Step::Commit => {
-                    // The stream must end here; reading its end also tells
-                    // the sender everything was taken (a stream dropped
-                    // unread would look refused to it).
-                    if stream.recv().await?.is_some() {
-                        return Err(TransferError::Order.into());
-                    }
-                    let hash = match &msg {
+                Wrote::Done { path, size } => {
+                    let blake3 = match &msg {
                         File::End { blake3 } => blake3::Hash::from_bytes(*blake3).to_hex().to_string(),
                         _ => String::new(),
                     };
-                    let Some(file) = incoming.take() else {
-                        // A folder: already made.
-                        return Ok(inbox.root.join(&sent_path));
-                    };
-                    let size = file.header.size;
-                    let path = tokio::task::block_in_place(|| commit(file))
-                        .map_err(|e| disk_error(&sent_path, e, size))?;
                     let shown = path.strip_prefix(&inbox.root).unwrap_or(&path).display().to_string();
-                    inbox
-                        .events
-                        .send(TransferEvent::Done { transfer, path: shown, size, blake3: hash })
-                        .await;
+                    inbox.events.send(TransferEvent::Done { transfer, path: shown, size, blake3 }).await;
                     return Ok(path);
                 }
+                Wrote::Folder(path) => return Ok(path),
             }
         }
     }
     .await;
     if let Err(e) = &result {
-        // The temporary file (if any) is deleted as `incoming` drops.
-        drop(incoming.take());
+        // The temporary file (if any) is deleted as the writing drops.
+        drop(writing);
         stream.stop(STOP_REFUSED);
         inbox
             .events
