@@ -5,7 +5,7 @@
 //! QUIC endpoint, and the session both roles use.
 
 pub mod audit;
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "desktop"))]
 pub mod clipboard;
 pub mod config;
 pub mod input;
@@ -16,6 +16,7 @@ pub mod roles;
 pub mod screen;
 pub mod session;
 pub mod transfer;
+#[cfg(feature = "desktop")]
 pub mod ui;
 
 pub use lifebuoy_proto as proto;

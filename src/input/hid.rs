@@ -47,6 +47,7 @@ pub fn types_text(usage: u16) -> bool {
 }
 
 /// The HID usage of an egui key (egui names keys by the US layout).
+#[cfg(feature = "desktop")]
 pub fn from_egui(key: egui::Key) -> Option<u16> {
     use egui::Key as K;
     let letters = [
@@ -126,6 +127,7 @@ pub fn from_egui(key: egui::Key) -> Option<u16> {
 
 /// The HID usage of a key position as winit reports it (W3C `code`
 /// names, which were taken from HID): every key the agent can press.
+#[cfg(feature = "desktop")]
 pub fn from_winit(code: winit::keyboard::KeyCode) -> Option<u16> {
     use winit::keyboard::KeyCode as C;
     const LETTERS: [C; 26] = [

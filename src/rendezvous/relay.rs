@@ -153,11 +153,13 @@ impl Pairings {
         if pair.expires <= now {
             return Forward::Drop;
         }
-        let (slot, observed) = match side {
-            RelaySide::Client => (&mut pair.client, pair.observed.client),
-            RelaySide::Server => (&mut pair.server, pair.observed.server),
+        let (slot, other, observed) = match side {
+            RelaySide::Client => (&mut pair.client, pair.server, pair.observed.client),
+            RelaySide::Server => (&mut pair.server, pair.client, pair.observed.server),
         };
-        if !from_observed(from, observed) {
+        // One address cannot be both ends: the relay would send a
+        // datagram back where it came from, for ever.
+        if !from_observed(from, observed) || other == Some(from) {
             return Forward::Drop;
         }
         match slot {
@@ -384,6 +386,17 @@ mod tests {
         let own = Leg::Tcp { tunnel: 5, proxy };
         assert_eq!(p.on_datagram(now, own, &bind(2, RelaySide::Client)), Forward::Drop);
         assert!(matches!(p.on_datagram(now, viewer, &bind(2, RelaySide::Server)), Forward::Reply(_)));
+    }
+
+    #[test]
+    fn one_address_cannot_be_both_ends() {
+        let now = Instant::now();
+        let mut p = Pairings::default();
+        let a = addr("198.51.100.3:4001");
+        p.allow([1; 16], now + Duration::from_secs(60), seen(a, a));
+        assert_eq!(p.on_datagram(now, a, &bind(1, RelaySide::Client)), Forward::Drop);
+        assert_eq!(p.on_datagram(now, a, &bind(1, RelaySide::Server)), Forward::Drop);
+        assert_eq!(p.on_datagram(now, a, &[0xc3; 10]), Forward::Drop, "nothing is reflected");
     }
 
     #[test]

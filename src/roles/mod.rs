@@ -2,10 +2,12 @@
 //! server, and headless drivers of the agent and viewer flows (used by the
 //! NAT lab and scripted tests; the windows of the GUI drive the same steps).
 
+#[cfg(feature = "desktop")]
 pub mod agent;
 pub mod files;
 pub mod probe;
 pub mod rendezvous;
+#[cfg(feature = "desktop")]
 pub mod sharing;
 pub mod viewer;
 

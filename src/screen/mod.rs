@@ -10,7 +10,7 @@ pub mod native;
 pub mod record;
 pub mod stream;
 pub mod synthetic;
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "desktop"))]
 pub mod x11;
 
 pub use capture::{check_band, Capture, CaptureError, Grab, MonitorInfo, CHECK_BANDS};
