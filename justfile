@@ -29,6 +29,7 @@ test: setup
 bench: setup
     cargo bench --bench handshake
     cargo bench --bench rendezvous_load
+    cargo bench --bench rendezvous_flood
     cargo bench --bench screen_latency
     cargo bench --bench input_latency
     cargo bench --bench file_transfer

@@ -63,7 +63,7 @@ pub enum Action {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConnectRefused {
     /// A viewer whose certificate is not in the staff directory.
-    #[error("this technician's certificate is not in the staff directory")]
+    #[error("this technician's key is not in the company's staff directory")]
     NotInDirectory,
     /// As many customers are signed in as the server takes; the rest of
     /// its room is kept for the staff.
