@@ -6,8 +6,10 @@
 //!
 //! Run: `cargo bench --bench rendezvous_flood` (or `just bench`).
 //! Environment: FLOOD_SECONDS (default 20), FLOOD_TASKS (concurrent
-//! flooding clients over UDP, default 300), FLOOD_TUNNELS (through the
-//! tunnel, default 40).
+//! flooding clients over UDP, default 300), FLOOD_SOURCES (the loopback
+//! addresses they come from, default 200: many places, each within its
+//! limits; a few: each far beyond), FLOOD_TUNNELS (through the tunnel,
+//! default 40).
 //!
 //! Prints, quiet and under the flood: a technician's sign-in time, the
 //! time from a customer's request to a session standing, and how many
@@ -15,9 +17,8 @@
 //! second, and the server's CPU. Client and server share this machine's
 //! cores, so the flood is as heavy as the clients can make it here.
 
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,7 +34,8 @@ use lifebuoy::roles::viewer::{ViewerCommand, ViewerEvent, ViewerSetup};
 use lifebuoy::roles::CompanyServer;
 use lifebuoy::session::LocalSide;
 
-const BIN: &str = env!("CARGO_BIN_EXE_lifebuoy");
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -141,7 +143,7 @@ async fn session(company: CompanyServer, technician: Identity) -> Option<f64> {
         inbox: Some(std::env::temp_dir()),
         audit_log: Some("/dev/null".into()),
     };
-    tokio::spawn(lifebuoy::roles::viewer::drive(technician, setup, rx, tx));
+    let technician = tokio::spawn(lifebuoy::roles::viewer::drive(technician, setup, rx, tx));
     let (agent, rx) = tokio::sync::mpsc::channel(16);
     let (tx, mut agent_events) = tokio::sync::mpsc::channel(256);
     let setup = AgentSetup {
@@ -154,7 +156,7 @@ async fn session(company: CompanyServer, technician: Identity) -> Option<f64> {
         inbox: None,
         audit_log: Some("/dev/null".into()),
     };
-    tokio::spawn(lifebuoy::roles::agent::drive(setup, rx, tx));
+    let customer = tokio::spawn(lifebuoy::roles::agent::drive(setup, rx, tx));
     let flow = async {
         loop {
             match viewer_events.recv().await? {
@@ -195,7 +197,13 @@ async fn session(company: CompanyServer, technician: Identity) -> Option<f64> {
     let took = tokio::time::timeout(Duration::from_secs(20), flow).await.ok().flatten();
     let _ = agent.send(AgentCommand::End).await;
     let _ = viewer.send(ViewerCommand::Quit).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop((agent, viewer, agent_events, viewer_events));
+    // Both gone before the next session signs the technician in again.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = customer.await;
+        let _ = technician.await;
+    })
+    .await;
     took
 }
 
@@ -241,6 +249,7 @@ fn main() {
     let seconds = env("FLOOD_SECONDS", 20);
     let tasks = env("FLOOD_TASKS", 300);
     let tunnels = env("FLOOD_TUNNELS", 40);
+    let sources = env("FLOOD_SOURCES", 200).clamp(1, 200);
     let dir = tempfile::tempdir().unwrap();
     let technicians: Vec<Arc<Identity>> =
         (0..4).map(|i| Arc::new(Identity::generate(&format!("T{i}")).unwrap())).collect();
@@ -256,38 +265,10 @@ fn main() {
         .collect();
     staff += &format!("[[staff]]\nname = \"T0\"\nfingerprint = \"{}\"\n", t0.fingerprint());
     std::fs::write(dir.path().join("staff.toml"), staff).unwrap();
-    let mut server = Command::new(BIN)
-        .arg("--config-dir")
-        .arg(dir.path())
-        .args([
-            "rendezvous",
-            "--listen",
-            "127.0.0.1:0",
-            "--relay",
-            "127.0.0.1:0",
-            "--relay-tcp",
-            "127.0.0.1:0",
-        ])
-        .arg("--staff")
-        .arg(dir.path().join("staff.toml"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let rendezvous =
+        common::rendezvous_process(dir.path(), &dir.path().join("staff.toml"), &[], Stdio::null());
+    let (mut server, udp, tcp, pin) = (rendezvous.child, rendezvous.udp, rendezvous.tcp, rendezvous.pin);
     let pid = server.id();
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let (mut udp, mut tcp, mut pin) = (None, None, None);
-    for line in lines.by_ref().map_while(Result::ok) {
-        if let Some(a) = line.strip_prefix("rendezvous listening on ") {
-            udp = a.trim_end_matches(" (UDP)").parse::<SocketAddr>().ok();
-        } else if let Some(a) = line.strip_prefix("relay tunnel listening on ") {
-            tcp = a.trim_end_matches(" (TCP)").parse::<SocketAddr>().ok();
-        } else if let Some(f) = line.strip_prefix("rendezvous fingerprint ") {
-            pin = f.trim().parse::<Fingerprint>().ok();
-            break;
-        }
-    }
-    let (udp, tcp, pin) = (udp.unwrap(), tcp.unwrap(), pin.unwrap());
     let company = CompanyServer { addr: udp, pin, tunnel_port: tcp.port() };
     let keys: Vec<Arc<Identity>> = technicians[1..].to_vec();
     let session_key = || Identity::load_or_create(&t0_pem, "T0").unwrap().0;
@@ -300,11 +281,11 @@ fn main() {
         let counts = Arc::new(Counts::default());
         let mut flood = Vec::new();
         for i in 0..tasks {
-            let source = IpAddr::V4(Ipv4Addr::new(127, 0, 1, 1 + (i % 200) as u8));
+            let source = IpAddr::V4(Ipv4Addr::new(127, 0, 1, 1 + (i % sources) as u8));
             flood.push(tokio::spawn(flood_udp(source, udp, pin, counts.clone())));
         }
         for i in 0..tunnels {
-            let source = IpAddr::V4(Ipv4Addr::new(127, 0, 2, 1 + (i % 200) as u8));
+            let source = IpAddr::V4(Ipv4Addr::new(127, 0, 2, 1 + (i % sources.min(40)) as u8));
             flood.push(tokio::spawn(flood_tunnel(source, tcp, udp, pin, counts.clone())));
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -334,7 +315,8 @@ fn main() {
             );
         };
         println!(
-            "rendezvous under a flood: {tasks} clients over UDP from 200 loopback addresses, {tunnels} through the tunnel from 40 more, {seconds} s"
+            "rendezvous under a flood: {tasks} clients over UDP from {sources} loopback addresses, {tunnels} through the tunnel from {} more, {seconds} s",
+            sources.min(40)
         );
         println!("| | technician sign-in p50 / max | customer's request -> session stands p50 / max |");
         println!("|---|---|---|");

@@ -7,7 +7,6 @@
 
 #![cfg(target_os = "linux")]
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -52,33 +51,9 @@ fn technician_sees_the_screen_types_shares_the_clipboard_and_files_go_both_ways(
     let staff = dir.path().join("staff.toml");
     std::fs::write(&staff, format!("[[staff]]\nname = \"Anna\"\nfingerprint = \"{tech}\"\n")).unwrap();
 
-    let mut rv = Command::new(BIN)
-        .arg("--config-dir")
-        .arg(dir.path().join("rv"))
-        .args([
-            "rendezvous",
-            "--listen",
-            "127.0.0.1:0",
-            "--relay",
-            "127.0.0.1:0",
-            "--relay-tcp",
-            "127.0.0.1:0",
-            "--staff",
-        ])
-        .arg(&staff)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut rv_lines = BufReader::new(rv.stdout.take().unwrap()).lines();
-    started.0.push(rv);
-    let addr = rv_lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.strip_prefix("rendezvous listening on ").map(|a| a.trim_end_matches(" (UDP)").to_owned())
-        })
-        .unwrap();
-    std::thread::spawn(move || rv_lines.for_each(drop));
+    let rv = common::rendezvous_process(&dir.path().join("rv"), &staff, &[], Stdio::inherit());
+    let addr = rv.udp.to_string();
+    started.0.push(rv.child);
 
     let shot = dir.path().join("screen.ppm");
     // A file each way, and where each side receives.

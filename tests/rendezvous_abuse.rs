@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -16,28 +16,15 @@ use std::time::{Duration, Instant};
 use lifebuoy::net::endpoint::{endpoint_config, make_endpoint};
 use lifebuoy::net::tunnel::TcpTunnel;
 use lifebuoy::net::Identity;
-use lifebuoy::proto::hello::Capabilities;
 use lifebuoy::proto::Role;
 use lifebuoy::rendezvous::client::RendezvousClient;
 use lifebuoy::rendezvous::server::{Limits, Server, ServerConfig};
-use lifebuoy::session::LocalSide;
-
-const BIN: &str = env!("CARGO_BIN_EXE_lifebuoy");
 
 /// The descriptor counts need the process to themselves.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn open_files() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-fn customer() -> LocalSide {
-    LocalSide {
-        identity: Arc::new(Identity::generate("customer").unwrap()),
-        role: Role::Agent,
-        name: String::new(),
-        capabilities: Capabilities::default(),
-    }
 }
 
 /// A rendezvous with a relay and tunnel on loopback, and its pin.
@@ -109,13 +96,7 @@ async fn through_tunnel(
         Arc::new(quinn::TokioRuntime),
     )
     .unwrap();
-    let me = customer();
-    let attempt = RendezvousClient::connect(&endpoint, rendezvous, &me, pin);
-    match tokio::time::timeout(Duration::from_secs(2), attempt).await {
-        Ok(Ok(client)) => Ok(client),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("not let in".into()),
-    }
+    sign_in(&endpoint, rendezvous, pin).await
 }
 
 async fn over_udp(
@@ -124,8 +105,17 @@ async fn over_udp(
     pin: lifebuoy::proto::Fingerprint,
 ) -> Result<RendezvousClient, String> {
     let endpoint = make_endpoint(from.parse().unwrap(), None).unwrap();
-    let me = customer();
-    let attempt = RendezvousClient::connect(&endpoint, rendezvous, &me, pin);
+    sign_in(&endpoint, rendezvous, pin).await
+}
+
+/// A customer's sign-in on `endpoint`, if it is let in within 2 s.
+async fn sign_in(
+    endpoint: &quinn::Endpoint,
+    rendezvous: SocketAddr,
+    pin: lifebuoy::proto::Fingerprint,
+) -> Result<RendezvousClient, String> {
+    let me = common::side(Role::Agent, "customer");
+    let attempt = RendezvousClient::connect(endpoint, rendezvous, &me, pin);
     match tokio::time::timeout(Duration::from_secs(2), attempt).await {
         Ok(Ok(client)) => Ok(client),
         Ok(Err(e)) => Err(e.to_string()),
@@ -174,32 +164,10 @@ fn out_of_descriptors_the_tunnel_waits_instead_of_spinning() {
     let dir = tempfile::tempdir().unwrap();
     let staff = dir.path().join("staff.toml");
     std::fs::write(&staff, "").unwrap();
-    let mut server = Command::new(BIN)
-        .arg("--config-dir")
-        .arg(dir.path())
-        .args([
-            "rendezvous",
-            "--listen",
-            "127.0.0.1:0",
-            "--relay",
-            "127.0.0.1:0",
-            "--relay-tcp",
-            "127.0.0.1:0",
-        ])
-        .arg("--staff")
-        .arg(&staff)
-        .env("LIFEBUOY_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let rendezvous =
+        common::rendezvous_process(dir.path(), &staff, &[("LIFEBUOY_LOG", "warn")], Stdio::piped());
+    let (mut server, tcp) = (rendezvous.child, rendezvous.tcp);
     let pid = server.id();
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let tcp: SocketAddr = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("relay tunnel listening on ")?.strip_suffix(" (TCP)")?.parse().ok())
-        .expect("the tunnel's port");
     // Ten tunnels that stay (a TCP connection and a UDP socket each) ...
     std::thread::sleep(Duration::from_millis(300));
     let before = open_files_of(pid);

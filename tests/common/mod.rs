@@ -440,3 +440,67 @@ impl Drivers {
         (offer, view)
     }
 }
+
+/// Who a raw test client is: a fresh key in `role`.
+pub fn side(role: lifebuoy::proto::Role, name: &str) -> lifebuoy::session::LocalSide {
+    lifebuoy::session::LocalSide {
+        identity: std::sync::Arc::new(lifebuoy::net::Identity::generate(name).unwrap()),
+        role,
+        name: name.into(),
+        capabilities: lifebuoy::proto::hello::Capabilities::default(),
+    }
+}
+
+/// The real `lifebuoy rendezvous` on loopback with its relay and tunnel,
+/// and where it listens (it says so on its standard output).
+pub struct RendezvousProcess {
+    pub child: Child,
+    pub udp: std::net::SocketAddr,
+    pub tcp: std::net::SocketAddr,
+    pub pin: lifebuoy::proto::Fingerprint,
+}
+
+/// Starts it with its key in `config`, the staff directory `staff` and
+/// the environment `env`; its standard error goes to `stderr`.
+pub fn rendezvous_process(
+    config: &std::path::Path,
+    staff: &std::path::Path,
+    env: &[(&str, &str)],
+    stderr: Stdio,
+) -> RendezvousProcess {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lifebuoy"))
+        .arg("--config-dir")
+        .arg(config)
+        .args([
+            "rendezvous",
+            "--listen",
+            "127.0.0.1:0",
+            "--relay",
+            "127.0.0.1:0",
+            "--relay-tcp",
+            "127.0.0.1:0",
+        ])
+        .arg("--staff")
+        .arg(staff)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut udp, mut tcp) = (None, None);
+    let pin = loop {
+        let line = lines.next().expect("the rendezvous said where it listens").unwrap();
+        if let Some(a) = line.strip_prefix("rendezvous listening on ") {
+            udp = a.trim_end_matches(" (UDP)").parse().ok();
+        } else if let Some(a) = line.strip_prefix("relay tunnel listening on ") {
+            tcp = a.trim_end_matches(" (TCP)").parse().ok();
+        } else if let Some(f) = line.strip_prefix("rendezvous fingerprint ") {
+            break f.trim().parse().unwrap();
+        }
+    };
+    // Whatever else it says must not fill a pipe nobody reads.
+    std::thread::spawn(move || lines.for_each(drop));
+    RendezvousProcess { child, udp: udp.unwrap(), tcp: tcp.unwrap(), pin }
+}
