@@ -147,12 +147,13 @@ async fn a_technician_flooding_file_streams_gets_a_bounded_customer_and_a_plain_
     let (rss, files) = (rss_mib(pid), open_files(pid));
 
     // Streams as fast as the connection lets them open: each a header for a
-    // gigabyte, a few MiB of data, and then nothing, for ever.
+    // gigabyte, some data, and then nothing, for ever. (Little data each, so
+    // the connection's window does not run dry before every header is in.)
     let (stop, sampler) = peak_of(move || rss_mib(pid));
     let peer = link.session.link.clone();
     let flood = tokio::spawn(async move {
         let mut data = Vec::new();
-        lifebuoy::proto::encode(&File::Data(vec![0x5a; 1 << 20]), &mut data).unwrap();
+        lifebuoy::proto::encode(&File::Data(vec![0x5a; 64 << 10]), &mut data).unwrap();
         let data = Arc::new(data);
         let mut writers = Vec::new();
         for i in 0u64.. {
@@ -177,7 +178,7 @@ async fn a_technician_flooding_file_streams_gets_a_bounded_customer_and_a_plain_
     });
     let deadline = Instant::now() + Duration::from_secs(4);
     let (mut most, mut most_fds) = (0, 0);
-    while Instant::now() < deadline {
+    while Instant::now() < deadline && most < RECEIVING_MAX {
         most = most.max(parts(&inbox));
         most_fds = most_fds.max(open_files(pid));
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -186,7 +187,7 @@ async fn a_technician_flooding_file_streams_gets_a_bounded_customer_and_a_plain_
     let peak = sampler.join().unwrap();
     let opened = most_fds.saturating_sub(files);
     eprintln!("file flood: {most} files at once, {opened} more descriptors, memory {rss} -> {peak} MiB");
-    assert!(most >= 8, "the flood did not reach the customer ({most} files)");
+    assert!(most >= RECEIVING_MAX / 2, "the flood did not reach the customer ({most} files)");
     assert!(most <= RECEIVING_MAX, "{most} files written at once");
     assert!(opened <= RECEIVING_MAX + 8, "{opened} more descriptors open");
     assert!(peak.saturating_sub(rss) < 300, "memory grew from {rss} to {peak} MiB");
