@@ -1,8 +1,13 @@
 //! lifebuoy: peer-to-peer remote support over pinned QUIC.
 //!
 //! The wire protocol lives in the `lifebuoy-proto` crate and does no I/O;
-//! this crate holds the shells that do: identities on disk, pinned TLS, the
-//! QUIC endpoint, and the session both roles use.
+//! this crate holds the shells that do (identities on disk, pinned TLS, the
+//! QUIC endpoint, the session both roles use, the rendezvous, transfers,
+//! the roles' drivers) and the sans-IO cores beside them (the registry,
+//! admission and relay rules, the injector's plan). The feature `desktop`
+//! (on by default) adds what needs a desktop: the windows and tray, screen
+//! capture, input injection, the clipboard; the fuzz targets build
+//! without it.
 
 pub mod audit;
 #[cfg(all(target_os = "linux", feature = "desktop"))]
