@@ -144,7 +144,7 @@ async fn session() -> Setup {
     };
     // While it asks, the customer is signed in beside the technician; it
     // leaves the rendezvous once the session stands.
-    assert_eq!(rendezvous.server.stats().connections.load(Ordering::Relaxed), 2, "technician and customer");
+    assert_eq!(rendezvous.server().stats().connections.load(Ordering::Relaxed), 2, "technician and customer");
     commands.send(ViewerCommand::Accept(request)).await.unwrap();
     let peer = loop {
         match tokio::time::timeout(Duration::from_secs(20), events.recv()).await.expect("the session stands")
@@ -249,7 +249,7 @@ impl Setup {
         let left: Vec<u64> = udp_inodes().into_iter().filter(|i| self.sockets.contains(i)).collect();
         assert!(left.is_empty(), "sockets of the agent remain: {left:?}");
         let deadline = Instant::now() + Duration::from_secs(1);
-        while self.rendezvous.server.stats().connections.load(Ordering::Relaxed) != 1 {
+        while self.rendezvous.server().stats().connections.load(Ordering::Relaxed) != 1 {
             assert!(Instant::now() < deadline, "the rendezvous still counts the customer after 1 s");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -163,6 +163,31 @@ fn double_clicking_an_online_technician_sends_the_request_with_the_typed_label()
 }
 
 #[test]
+fn a_lost_company_server_is_said_and_so_is_the_request_that_went_with_it() {
+    let mut c = customer(Lang::De);
+    c.tell(AgentEvent::Staff(staff()));
+    c.double_click("Anna Berger");
+    assert!(matches!(c.asked(), Some(AgentCommand::Request { .. })));
+    c.tell(AgentEvent::Waiting { technician: "Anna Berger".into() });
+    c.tell(AgentEvent::CompanyServerLost {
+        retry_in: Duration::from_millis(1800),
+        request_lost: Some("Anna Berger".into()),
+    });
+    c.harness.get_by_label("Verbindung zum Firmenserver unterbrochen, neuer Versuch in 2 s …");
+    assert!(c.harness.query_by_label("Anna Berger").is_none(), "no list while signed out");
+    // Still away at the next try: the request is still what it was.
+    c.tell(AgentEvent::CompanyServerLost { retry_in: Duration::from_secs(4), request_lost: None });
+    c.harness.get_by_label("Verbindung zum Firmenserver unterbrochen, neuer Versuch in 4 s …");
+    c.tell(AgentEvent::Staff(staff()));
+    c.harness.get_by_label(
+        "Die Verbindung zum Firmenserver war unterbrochen; Ihre Anfrage an Anna Berger ging dabei verloren. \
+         Bitte doppelklicken Sie noch einmal.",
+    );
+    c.double_click("Anna Berger");
+    assert_eq!(c.asked(), Some(AgentCommand::Request { staff: fp(1), label: String::new() }));
+}
+
+#[test]
 fn offline_and_busy_people_are_not_asked_and_the_customer_is_told_why() {
     let mut c = customer(Lang::De);
     c.tell(AgentEvent::Staff(staff()));

@@ -216,6 +216,32 @@ fn the_customer_asks_the_technician_accepts_both_read_the_same_code_and_the_tech
 }
 
 #[test]
+fn a_company_server_restart_is_said_in_both_windows_and_both_come_back() {
+    let mut both = both(Lang::De, Customer { display: None, view_only: false });
+    both.until("both signed in", |a, v| a.stage == AgentStage::Choosing && v.stage == ViewerStage::Ready);
+    let runtime = both.runtime.handle().clone();
+    runtime.block_on(both._rendezvous.shut_down());
+    both.until("both are told", |a, v| {
+        v.stage == ViewerStage::Reconnecting && a.stage == AgentStage::SigningIn && a.notice.is_some()
+    });
+    both.viewer.get_by_label("Neu anmelden …");
+    let said = |notice: Option<&str>| {
+        notice.is_some_and(|n| n.starts_with("Verbindung zum Firmenserver unterbrochen, neuer Versuch in "))
+    };
+    assert!(said(both.viewer.state().notice.as_deref()), "{:?}", both.viewer.state().notice);
+    assert!(said(both.agent.state().notice.as_deref()), "{:?}", both.agent.state().notice);
+    runtime.block_on(both._rendezvous.start_again());
+    both.until("both are back, Anna online", |a, v| {
+        v.stage == ViewerStage::Ready
+            && v.notice.is_none()
+            && a.stage == AgentStage::Choosing
+            && a.staff.first().is_some_and(|s| s.presence == lifebuoy::proto::rendezvous::Presence::Online)
+    });
+    both.request();
+    both.viewer.get_by_label("Kunde 4711 bittet um Hilfe");
+}
+
+#[test]
 fn a_customer_who_denies_shares_nothing_and_both_are_told() {
     let mut started = Started(Vec::new());
     let display = xvfb(&mut started, "640x480x24");

@@ -155,6 +155,12 @@ impl Identity {
         PrivateKeyDer::Pkcs8(self.key.clone_key())
     }
 
+    /// A secret for `purpose` derived from the private key: the same for
+    /// as long as the key is kept, and telling nothing about the key.
+    pub fn derive_secret(&self, purpose: &str) -> [u8; 32] {
+        blake3::derive_key(purpose, self.key.secret_pkcs8_der())
+    }
+
     /// Certificate and signing key as rustls uses them.
     pub fn certified_key(&self) -> Result<Arc<CertifiedKey>, rustls::Error> {
         let provider = rustls::crypto::ring::default_provider();

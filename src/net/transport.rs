@@ -55,11 +55,14 @@ pub fn transport_config() -> TransportConfig {
 }
 
 /// Keep-alive on a rendezvous connection: often enough to hold a NAT
-/// mapping (home routers keep UDP mappings 30 s or more), rarely enough
-/// that ten thousand idle customers cost the server little.
-pub const RENDEZVOUS_KEEP_ALIVE: Duration = Duration::from_secs(10);
-/// A rendezvous client silent this long is gone (shown offline).
-pub const RENDEZVOUS_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// mapping (home routers keep UDP mappings 30 s or more) and to notice a
+/// server that died within [`RENDEZVOUS_IDLE_TIMEOUT`], rarely enough that
+/// ten thousand idle customers cost the server little (2,000 small
+/// packets a second).
+pub const RENDEZVOUS_KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// A rendezvous client silent this long is gone (shown offline); a server
+/// silent this long is gone for its clients, who sign in again.
+pub const RENDEZVOUS_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Transport for connections to the rendezvous: small messages, many
 /// connections, no bulk data.
@@ -71,7 +74,7 @@ pub fn rendezvous_transport_config() -> TransportConfig {
     t.max_concurrent_uni_streams(VarInt::from_u32(0));
     t.max_concurrent_bidi_streams(VarInt::from_u32(1));
     t.keep_alive_interval(Some(RENDEZVOUS_KEEP_ALIVE));
-    t.max_idle_timeout(Some(IdleTimeout::try_from(RENDEZVOUS_IDLE_TIMEOUT).expect("30 s fits a VarInt")));
+    t.max_idle_timeout(Some(IdleTimeout::try_from(RENDEZVOUS_IDLE_TIMEOUT).expect("15 s fits a VarInt")));
     t.initial_rtt(Duration::from_millis(100));
     t
 }

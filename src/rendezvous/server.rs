@@ -158,7 +158,7 @@ impl Server {
         let socket = crate::net::endpoint::bind_udp(config.listen)
             .map_err(|source| EndpointError::Bind { addr: config.listen, source })?;
         let endpoint = quinn::Endpoint::new(
-            crate::net::endpoint::endpoint_config(),
+            endpoint_config(&config.identity),
             Some(quic),
             socket,
             Arc::new(quinn::TokioRuntime),
@@ -224,6 +224,23 @@ impl Server {
         self.endpoint.close(CloseCode::Ended.to_u32().into(), b"server shutting down");
         self.endpoint.wait_idle().await;
     }
+}
+
+/// The rendezvous's endpoint settings: its stateless-reset key and the
+/// key that marks its connection IDs come from its own key, so after a
+/// crash or restart the same server recognises the connection IDs of its
+/// old run and answers each client's next keep-alive with a valid reset:
+/// they sign in again within seconds instead of waiting out the idle
+/// timeout.
+fn endpoint_config(identity: &Identity) -> quinn::EndpointConfig {
+    let reset = identity.derive_secret("lifebuoy rendezvous 2026 QUIC stateless reset");
+    let mut config =
+        quinn::EndpointConfig::new(Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &reset)));
+    let cid = identity.derive_secret("lifebuoy rendezvous 2026 QUIC connection ID");
+    let cid_key = u64::from_le_bytes(cid[..8].try_into().expect("8 of 32 bytes"));
+    config.cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key)));
+    config.grease_quic_bit(false);
+    config
 }
 
 async fn accept_loop(

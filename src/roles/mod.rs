@@ -4,6 +4,7 @@
 
 #[cfg(feature = "desktop")]
 pub mod agent;
+pub mod backoff;
 pub mod files;
 pub mod probe;
 pub mod rendezvous;

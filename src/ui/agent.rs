@@ -82,6 +82,8 @@ pub struct AgentWindow {
     pub messages: Vec<String>,
     /// UDP got no answer; TCP is being tried.
     pub trying_tcp: bool,
+    /// The technician whose request went when the company server went away.
+    lost_request: Option<String>,
     /// Set when the session is over and the window should close.
     pub exit: bool,
     selected: Option<usize>,
@@ -113,6 +115,7 @@ impl AgentWindow {
             messages: Vec::new(),
             exit: false,
             trying_tcp: false,
+            lost_request: None,
             selected: None,
             commands,
             events,
@@ -145,10 +148,19 @@ impl AgentWindow {
         let t = self.t();
         match event {
             AgentEvent::TryingTcp => self.trying_tcp = true,
+            AgentEvent::CompanyServerLost { retry_in, request_lost } => {
+                let seconds = format!("{}", retry_in.as_secs_f64().ceil() as u64);
+                self.notice = Some(fill(t.server_lost, &[("seconds", &seconds)]));
+                self.lost_request = request_lost.or(self.lost_request.take());
+                self.stage = Stage::SigningIn;
+            }
             AgentEvent::Staff(entries) => {
                 self.staff = entries;
                 if self.stage == Stage::SigningIn {
                     self.stage = Stage::Choosing;
+                    // Back after the server went away: say what became of the request.
+                    self.notice =
+                        self.lost_request.take().map(|name| fill(t.request_lost, &[("name", &name)]));
                 }
             }
             AgentEvent::Waiting { technician } => {
@@ -229,6 +241,9 @@ impl AgentWindow {
                 });
                 if self.trying_tcp {
                     ui.label(t.trying_tcp);
+                }
+                if let Some(notice) = &self.notice {
+                    ui.colored_label(ui.visuals().warn_fg_color, notice);
                 }
             }
             Stage::Choosing => self.staff_list(ui),

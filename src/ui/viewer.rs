@@ -38,6 +38,8 @@ pub enum Stage {
         /// Path and round trip.
         path: String,
     },
+    /// The company server went away; signing in again.
+    Reconnecting,
     /// Signed out by a failure.
     Failed(Failure),
 }
@@ -145,7 +147,21 @@ impl ViewerWindow {
         match event {
             ViewerEvent::SignedIn { fingerprint } => {
                 self.fingerprint = Some(fingerprint);
-                self.stage = Stage::Ready;
+                if self.stage == Stage::Reconnecting {
+                    self.notice = None;
+                }
+                if !matches!(self.stage, Stage::Connected { .. }) {
+                    self.stage = Stage::Ready;
+                }
+            }
+            ViewerEvent::CompanyServerLost { retry_in, .. } => {
+                // Its requests went with it.
+                self.requests.clear();
+                let seconds = format!("{}", retry_in.as_secs_f64().ceil() as u64);
+                self.notice = Some(fill(t.server_lost, &[("seconds", &seconds)]));
+                if !matches!(self.stage, Stage::Connected { .. }) {
+                    self.stage = Stage::Reconnecting;
+                }
             }
             ViewerEvent::Incoming { request, label, agent } => {
                 self.requests.push(Request { request, label, agent });
@@ -267,6 +283,13 @@ impl ViewerWindow {
                 ui.horizontal(|ui| {
                     ui.spinner();
                     ui.label(fill(t.signing_in, &[("company", "")]).replace("  ", " "));
+                });
+            }
+            Stage::Reconnecting => {
+                ui.label(RichText::new(fill(t.signed_in_as, &[("name", &self.name)])).strong());
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.colored_label(ui.visuals().warn_fg_color, t.reconnecting);
                 });
             }
             Stage::Failed(failure) => {

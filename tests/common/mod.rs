@@ -190,13 +190,51 @@ pub fn terminal_with_tty(
 /// A rendezvous on loopback (no relay) whose staff directory lists one
 /// technician; the technician's key is returned with it.
 pub struct CompanyOfOne {
-    /// The server; dropped with the test.
-    pub server: lifebuoy::rendezvous::server::Server,
+    /// The server (none while shut down); dropped with the test.
+    server: Option<lifebuoy::rendezvous::server::Server>,
     /// Where it is and its pin.
     pub company: lifebuoy::roles::CompanyServer,
     /// The listed technician's key.
     pub technician: Option<lifebuoy::net::Identity>,
-    _staff: tempfile::NamedTempFile,
+    identity: std::sync::Arc<lifebuoy::net::Identity>,
+    staff: tempfile::NamedTempFile,
+}
+
+impl CompanyOfOne {
+    /// The running server.
+    pub fn server(&self) -> &lifebuoy::rendezvous::server::Server {
+        self.server.as_ref().expect("the rendezvous runs")
+    }
+
+    /// Shut down: every connection closed with a goodbye, the port free.
+    pub async fn shut_down(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+
+    /// Started again after [`CompanyOfOne::shut_down`], on the same port
+    /// with the same key.
+    pub async fn start_again(&mut self) {
+        use lifebuoy::rendezvous::server::{Limits, Server, ServerConfig};
+        // The old run's tasks let go of the port as they notice the end.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let config = ServerConfig {
+                listen: self.company.addr,
+                identity: self.identity.clone(),
+                directory: self.staff.path().to_owned(),
+                relay: None,
+                relay_tcp: None,
+                limits: Limits::default(),
+            };
+            match Server::start(config).await {
+                Ok(server) => break self.server = Some(server),
+                Err(e) if std::time::Instant::now() > deadline => panic!("cannot start again: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
 }
 
 pub async fn company_of_one(name: &str) -> CompanyOfOne {
@@ -212,7 +250,7 @@ pub async fn company_of_one(name: &str) -> CompanyOfOne {
     let pin = identity.fingerprint();
     let server = Server::start(ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
-        identity,
+        identity: identity.clone(),
         directory: staff.path().to_owned(),
         relay: None,
         relay_tcp: None,
@@ -221,7 +259,7 @@ pub async fn company_of_one(name: &str) -> CompanyOfOne {
     .await
     .unwrap();
     let company = lifebuoy::roles::CompanyServer { addr: server.local_addr(), pin, tunnel_port: 9 };
-    CompanyOfOne { server, company, technician: Some(technician), _staff: staff }
+    CompanyOfOne { server: Some(server), company, technician: Some(technician), identity, staff }
 }
 
 /// The real program's three roles as processes: a rendezvous on loopback,
@@ -320,16 +358,30 @@ pub struct Drivers {
     pub viewer_events: tokio::sync::mpsc::Receiver<lifebuoy::roles::viewer::ViewerEvent>,
     /// Inboxes (`customer`, `technician`) and audit logs.
     pub dir: tempfile::TempDir,
-    _company: CompanyOfOne,
+    server: lifebuoy::roles::CompanyServer,
+    _company: Option<CompanyOfOne>,
 }
 
 impl Drivers {
     /// Both signed in; the customer's setup as `tweak` leaves it (no
     /// display, files allowed, the clipboard not shared by default).
     pub async fn start(tweak: impl FnOnce(&mut lifebuoy::roles::agent::AgentSetup)) -> Drivers {
+        let mut company = company_of_one("Anna").await;
+        let technician = company.technician.take().unwrap();
+        let server = company.company;
+        Drivers::against(server, technician, Some(company), tweak).await
+    }
+
+    /// Both started against `server`, where `technician` is listed as
+    /// Anna; the viewer has signed in.
+    pub async fn against(
+        server: lifebuoy::roles::CompanyServer,
+        technician: lifebuoy::net::Identity,
+        hold: Option<CompanyOfOne>,
+        tweak: impl FnOnce(&mut lifebuoy::roles::agent::AgentSetup),
+    ) -> Drivers {
         use lifebuoy::roles::agent::AgentSetup;
         use lifebuoy::roles::viewer::{ViewerEvent, ViewerSetup};
-        let mut company = company_of_one("Anna").await;
         let dir = tempfile::tempdir().unwrap();
         for inbox in ["customer", "technician"] {
             std::fs::create_dir_all(dir.path().join(inbox)).unwrap();
@@ -337,15 +389,15 @@ impl Drivers {
         let (viewer, rx) = tokio::sync::mpsc::channel(64);
         let (tx, mut viewer_events) = tokio::sync::mpsc::channel(1024);
         let setup = ViewerSetup {
-            server: company.company,
+            server,
             name: "Anna".into(),
             inbox: Some(dir.path().join("technician")),
             audit_log: Some(dir.path().join("technician.jsonl")),
         };
-        tokio::spawn(lifebuoy::roles::viewer::drive(company.technician.take().unwrap(), setup, rx, tx));
+        tokio::spawn(lifebuoy::roles::viewer::drive(technician, setup, rx, tx));
         assert!(matches!(viewer_events.recv().await, Some(ViewerEvent::SignedIn { .. })));
         let mut setup = AgentSetup {
-            server: company.company,
+            server,
             display: None,
             view_only: false,
             no_clipboard: false,
@@ -358,12 +410,12 @@ impl Drivers {
         let (agent, rx) = tokio::sync::mpsc::channel(64);
         let (tx, agent_events) = tokio::sync::mpsc::channel(1024);
         tokio::spawn(lifebuoy::roles::agent::drive(setup, rx, tx));
-        Drivers { agent, agent_events, viewer, viewer_events, dir, _company: company }
+        Drivers { agent, agent_events, viewer, viewer_events, dir, server, _company: hold }
     }
 
     /// Where the rendezvous is, for a hostile peer of the test's own.
     pub fn company(&self) -> lifebuoy::roles::CompanyServer {
-        self._company.company
+        self.server
     }
 
     /// The first agent event `pick` takes (10 s at most).
@@ -468,19 +520,22 @@ pub fn rendezvous_process(
     env: &[(&str, &str)],
     stderr: Stdio,
 ) -> RendezvousProcess {
+    rendezvous_process_on("127.0.0.1:0", config, staff, env, stderr)
+}
+
+/// [`rendezvous_process`] on UDP `listen` (a restart on the same port).
+pub fn rendezvous_process_on(
+    listen: &str,
+    config: &std::path::Path,
+    staff: &std::path::Path,
+    env: &[(&str, &str)],
+    stderr: Stdio,
+) -> RendezvousProcess {
     use std::io::{BufRead, BufReader};
     let mut child = Command::new(env!("CARGO_BIN_EXE_lifebuoy"))
         .arg("--config-dir")
         .arg(config)
-        .args([
-            "rendezvous",
-            "--listen",
-            "127.0.0.1:0",
-            "--relay",
-            "127.0.0.1:0",
-            "--relay-tcp",
-            "127.0.0.1:0",
-        ])
+        .args(["rendezvous", "--listen", listen, "--relay", "127.0.0.1:0", "--relay-tcp", "127.0.0.1:0"])
         .arg("--staff")
         .arg(staff)
         .envs(env.iter().copied())

@@ -92,6 +92,13 @@ pub async fn run(options: AgentOptions) -> anyhow::Result<()> {
                 break Err(anyhow::anyhow!("{technician}: {}", refusal_text(reason)))
             }
             AgentEvent::TryingTcp | AgentEvent::Cancelled | AgentEvent::Connecting { .. } => {}
+            AgentEvent::CompanyServerLost { retry_in, request_lost } => {
+                say!("the company server went away; signing in again in {:.1} s", retry_in.as_secs_f64());
+                // Asked again once the list is back.
+                if request_lost.is_some() {
+                    asked = false;
+                }
+            }
             AgentEvent::Connected { technician, code, path, setup, offer, .. } => {
                 say!("connected: {path} setup_ms={:.1} code={code}", setup.as_secs_f64() * 1e3);
                 if options.end_after_connect {

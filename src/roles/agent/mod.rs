@@ -20,12 +20,15 @@ use lifebuoy_proto::rendezvous::{FromRendezvous, Refusal, StaffEntry, ToRendezvo
 use lifebuoy_proto::{Fingerprint, Role};
 use tokio::sync::mpsc;
 
+use super::backoff::Backoff;
 use super::files::{DropRefused, FileNews};
 use super::{CompanyServer, Ending, Failure};
 use crate::audit::{file_record, permissions_record, AuditLog, Record};
 use crate::net::candidates::host_candidates;
 use crate::net::punch::connect_peer;
+use crate::net::socket::PeerEndpoint;
 use crate::net::Identity;
+use crate::rendezvous::client::RendezvousClient;
 use crate::session::LocalSide;
 
 /// How the agent is set up (the packed configuration or the command line).
@@ -86,6 +89,14 @@ pub enum AgentCommand {
 pub enum AgentEvent {
     /// The company server did not answer over UDP; TCP is tried too.
     TryingTcp,
+    /// The company server went away; the next try to sign in again comes
+    /// after this wait.
+    CompanyServerLost {
+        /// The wait.
+        retry_in: Duration,
+        /// The technician whose request went with it, if one was waiting.
+        request_lost: Option<String>,
+    },
     /// The staff list, with presence (again whenever it changes).
     Staff(Vec<StaffEntry>),
     /// The request is out; the technician has not answered yet.
@@ -267,36 +278,49 @@ async fn flow(
     let tcp = || {
         let _ = events.try_send(AgentEvent::TryingTcp);
     };
-    let (endpoint, mut rv) = super::sign_in(&setup.server, &local, tcp).await?;
-    rv.send(&ToRendezvous::ListStaff).await.map_err(Failure::company)?;
+    // The first sign-in's failure is the customer's to see (the window
+    // says what to check); after that the agent signs in again by itself.
+    let (mut endpoint, mut rv) = super::sign_in(&setup.server, &local, tcp).await?;
     let emit = |e| async { events.send(e).await.is_ok() };
+    let mut backoff = Backoff::default();
+    let mut listed = rv.send(&ToRendezvous::ListStaff).await.map_err(Failure::company);
 
     // The list, and requests until one is accepted.
     let mut staff: Vec<StaffEntry> = Vec::new();
     let mut asked: Option<StaffEntry> = None;
     let (go, technician) = loop {
+        if let Err(lost) = listed {
+            let request_lost = asked.take().map(|t| t.name);
+            match sign_in_again(setup, &local, commands, events, lost, request_lost, &mut backoff).await? {
+                Some((e, r)) => (endpoint, rv) = (e, r),
+                None => return Ok(Ending::Here),
+            }
+            listed = rv.send(&ToRendezvous::ListStaff).await.map_err(Failure::company);
+            continue;
+        }
         tokio::select! {
-            msg = rv.recv() => match msg.map_err(Failure::company)? {
-                Some(FromRendezvous::Staff { entries }) => {
+            msg = rv.recv() => match msg {
+                Err(e) => listed = Err(Failure::company(e)),
+                Ok(None) => listed = Err(Failure::CompanyServerGone(String::new())),
+                Ok(Some(FromRendezvous::Staff { entries })) => {
                     staff = entries.clone();
                     emit(AgentEvent::Staff(entries)).await;
                 }
                 // Only the technician the customer asked, and the window
                 // names: a late go from one the customer cancelled is not it.
-                Some(FromRendezvous::Go(go)) => match asked.take() {
+                Ok(Some(FromRendezvous::Go(go))) => match asked.take() {
                     Some(t) if t.fingerprint == go.peer => break (go, t),
                     other => {
                         tracing::warn!("the company server sent a go for a technician not asked; ignored");
                         asked = other;
                     }
                 },
-                Some(FromRendezvous::Refused { reason }) => {
+                Ok(Some(FromRendezvous::Refused { reason })) => {
                     if let Some(t) = asked.take() {
                         emit(AgentEvent::Refused { technician: t.name, reason }).await;
                     }
                 }
-                Some(_) => {}
-                None => return Err(Failure::CompanyServerGone(String::new())),
+                Ok(Some(_)) => {}
             },
             command = commands.recv() => match command {
                 Some(AgentCommand::Request { staff: fp, label }) if asked.is_none() => {
@@ -306,14 +330,13 @@ async fn flow(
                     };
                     local.name = label.clone();
                     let port = endpoint.local_addr().port();
-                    rv.send(&ToRendezvous::Request { staff: fp, label, candidates: host_candidates(port) })
-                        .await
-                        .map_err(Failure::company)?;
+                    let request = ToRendezvous::Request { staff: fp, label, candidates: host_candidates(port) };
+                    listed = rv.send(&request).await.map_err(Failure::company);
                     emit(AgentEvent::Waiting { technician: entry.name.clone() }).await;
                     asked = Some(entry);
                 }
                 Some(AgentCommand::Cancel) if asked.is_some() => {
-                    rv.send(&ToRendezvous::Cancel).await.map_err(Failure::company)?;
+                    listed = rv.send(&ToRendezvous::Cancel).await.map_err(Failure::company);
                     asked = None;
                     emit(AgentEvent::Cancelled).await;
                 }
@@ -362,6 +385,45 @@ async fn flow(
     }
     endpoint.quic.wait_idle().await;
     Ok(ending)
+}
+
+/// Signs in again after the company server went away (`lost`), waiting
+/// with back-off; with the same key, so the customer stays who they were.
+/// `None` when the customer quits meanwhile.
+async fn sign_in_again(
+    setup: &AgentSetup,
+    local: &LocalSide,
+    commands: &mut mpsc::Receiver<AgentCommand>,
+    events: &mpsc::Sender<AgentEvent>,
+    mut lost: Failure,
+    mut request_lost: Option<String>,
+    backoff: &mut Backoff,
+) -> Result<Option<(PeerEndpoint, RendezvousClient)>, Failure> {
+    loop {
+        tracing::info!("the company server went away ({lost}); signing in again");
+        let retry_in = backoff.next(rand::random());
+        let _ =
+            events.send(AgentEvent::CompanyServerLost { retry_in, request_lost: request_lost.take() }).await;
+        let again = async {
+            tokio::time::sleep(retry_in).await;
+            super::sign_in(&setup.server, local, || ()).await
+        };
+        tokio::select! {
+            result = again => match result {
+                Ok(signed_in) => {
+                    backoff.reset();
+                    return Ok(Some(signed_in));
+                }
+                // The server it reached refused: trying on cannot help.
+                Err(f @ Failure::Refused(_)) => return Err(f),
+                Err(f) => lost = f,
+            },
+            command = commands.recv() => match command {
+                Some(AgentCommand::End) | None => return Ok(None),
+                Some(_) => {}
+            },
+        }
+    }
 }
 
 /// Waits until the customer quits (the rest is ignored while connecting).

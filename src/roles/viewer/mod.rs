@@ -1,28 +1,35 @@
 //! The technician's side: sign in with the long-lived key, answer
 //! requests, connect by the best path, and hold each session until either
-//! side ends it. [`drive`] takes the technician's commands and reports
-//! events: the window renders them, and [`run`] (headless, for scripts and
-//! the lab) prints them.
+//! side ends it; when the company server goes away, sign in again with a
+//! growing wait, a session in progress untouched. [`drive`] takes the
+//! technician's commands and reports events: the window renders them, and
+//! [`run`] (headless, for scripts and the lab) prints them.
+
+mod headless;
+
+pub use headless::{run, ViewerOptions};
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
 use lifebuoy_proto::control::{Control, EndReason, Monitor, Permissions};
 use lifebuoy_proto::hello::Capabilities;
 use lifebuoy_proto::rendezvous::{FromRendezvous, ToRendezvous};
 use lifebuoy_proto::{Fingerprint, Role};
 use tokio::sync::mpsc;
 
-use super::files::{describe, open_inbox, DropRefused, FileNews, Files};
-use super::{say, CompanyServer, Ending, Failure};
+use super::backoff::Backoff;
+use super::files::{open_inbox, DropRefused, FileNews, Files};
+use super::{CompanyServer, Ending, Failure};
 use crate::audit::{file_record, permissions_record, AuditLog, Record};
 use crate::input::InputSender;
 use crate::net::candidates::host_candidates;
 use crate::net::punch::connect_peer;
+use crate::net::socket::PeerEndpoint;
 use crate::net::Identity;
-use crate::screen::stream::{Frame, ScreenReceiver};
+use crate::rendezvous::client::RendezvousClient;
+use crate::screen::stream::ScreenReceiver;
 use crate::session::{IncomingStream, LocalSide};
 
 /// How the viewer is set up.
@@ -94,10 +101,18 @@ impl std::fmt::Debug for SessionView {
 /// What the technician is told.
 #[derive(Clone, Debug)]
 pub enum ViewerEvent {
-    /// Signed in; requests can come.
+    /// Signed in (again); requests can come.
     SignedIn {
         /// This technician's fingerprint.
         fingerprint: Fingerprint,
+    },
+    /// The company server went away; the next try to sign in again comes
+    /// after this wait (a session in progress goes on meanwhile).
+    CompanyServerLost {
+        /// The wait.
+        retry_in: Duration,
+        /// What happened, for the curious.
+        why: String,
     },
     /// A customer asks for help.
     Incoming {
@@ -195,47 +210,104 @@ async fn flow(
         name: setup.name.clone(),
         capabilities: Capabilities::default(),
     };
-    let (endpoint, mut rv) = super::sign_in(&setup.server, &local, || ()).await?;
+    // The first sign-in's failure is the technician's to see and fix.
+    let mut signed_in = super::sign_in(&setup.server, &local, || ()).await?;
+    let mut backoff = Backoff::default();
+    loop {
+        let (endpoint, rv) = signed_in;
+        let _ = events.send(ViewerEvent::SignedIn { fingerprint: local.identity.fingerprint() }).await;
+        backoff.reset();
+        let mut lost = match serve(&endpoint, rv, &local, setup, commands, events).await {
+            Served::Quit => return Ok(()),
+            Served::Lost(why) => why,
+        };
+        drop(endpoint);
+        signed_in = loop {
+            let retry_in = backoff.next(rand::random());
+            let why = lost.to_string();
+            let _ = events.send(ViewerEvent::CompanyServerLost { retry_in, why }).await;
+            let again = async {
+                tokio::time::sleep(retry_in).await;
+                super::sign_in(&setup.server, &local, || ()).await
+            };
+            tokio::select! {
+                result = again => match result {
+                    Ok(s) => break s,
+                    // Refused by the server it reached: the key is not (or no
+                    // longer) listed, or the pin is wrong. No use trying on.
+                    Err(f @ Failure::Refused(_)) => return Err(f),
+                    Err(f) => lost = f,
+                },
+                command = commands.recv() => match command {
+                    Some(ViewerCommand::Quit) | None => return Ok(()),
+                    // Nothing to answer or end while signed out.
+                    Some(_) => {}
+                },
+            }
+        };
+    }
+}
+
+/// How a signed-in stretch ended.
+enum Served {
+    /// The technician quit.
+    Quit,
+    /// The company server went away.
+    Lost(Failure),
+}
+
+/// Answers requests and holds sessions while signed in.
+async fn serve(
+    endpoint: &PeerEndpoint,
+    mut rv: RendezvousClient,
+    local: &LocalSide,
+    setup: &ViewerSetup,
+    commands: &mut mpsc::Receiver<ViewerCommand>,
+    events: &mpsc::Sender<ViewerEvent>,
+) -> Served {
     let emit = |e| async { events.send(e).await.is_ok() };
-    emit(ViewerEvent::SignedIn { fingerprint: local.identity.fingerprint() }).await;
+    let gone = || Failure::CompanyServerGone(String::new());
     let mut labels = std::collections::HashMap::new();
     loop {
         let (request, go) = tokio::select! {
-            msg = rv.recv() => match msg.map_err(Failure::company)? {
-                Some(FromRendezvous::Incoming { request, label, agent }) => {
+            msg = rv.recv() => match msg {
+                Ok(Some(FromRendezvous::Incoming { request, label, agent })) => {
                     labels.insert(request, label.clone());
                     emit(ViewerEvent::Incoming { request, label, agent }).await;
                     continue;
                 }
-                Some(FromRendezvous::Withdrawn { request }) => {
+                Ok(Some(FromRendezvous::Withdrawn { request })) => {
                     labels.remove(&request);
                     emit(ViewerEvent::Withdrawn(request)).await;
                     continue;
                 }
-                Some(_) => continue,
-                None => return Err(Failure::CompanyServerGone(String::new())),
+                Ok(Some(_)) => continue,
+                Ok(None) => return Served::Lost(gone()),
+                Err(e) => return Served::Lost(Failure::company(e)),
             },
             command = commands.recv() => match command {
                 Some(ViewerCommand::Accept(request)) if labels.contains_key(&request) => {
                     let port = endpoint.local_addr().port();
-                    rv.send(&ToRendezvous::Accept { request, candidates: host_candidates(port) })
-                        .await
-                        .map_err(Failure::company)?;
+                    let accept = ToRendezvous::Accept { request, candidates: host_candidates(port) };
+                    if let Err(e) = rv.send(&accept).await {
+                        return Served::Lost(Failure::company(e));
+                    }
                     emit(ViewerEvent::Connecting(request)).await;
                     let accepted = Instant::now();
                     let go = loop {
-                        match rv.recv().await.map_err(Failure::company)? {
-                            Some(FromRendezvous::Go(go)) if go.request == request => break Some(go),
-                            Some(FromRendezvous::Withdrawn { request: r }) => {
+                        match rv.recv().await {
+                            Ok(Some(FromRendezvous::Go(go))) if go.request == request => break Some(go),
+                            Ok(Some(FromRendezvous::Withdrawn { request: r })) => {
                                 emit(ViewerEvent::Withdrawn(r)).await;
                                 if r == request { break None; }
                             }
-                            Some(FromRendezvous::Incoming { request, label, agent }) => {
+                            Ok(Some(FromRendezvous::Incoming { request, label, agent })) => {
                                 labels.insert(request, label.clone());
                                 emit(ViewerEvent::Incoming { request, label, agent }).await;
                             }
-                            Some(_) => continue,
-                            None => return Err(Failure::CompanyServerGone(String::new())),
+                            Ok(Some(_)) => continue,
+                            Ok(None) => return Served::Lost(gone()),
+                            Err(e) => return Served::Lost(Failure::company(e)),
                         }
                     };
                     match go {
@@ -244,13 +316,15 @@ async fn flow(
                     }
                 }
                 Some(ViewerCommand::Decline(request)) if labels.remove(&request).is_some() => {
-                    rv.send(&ToRendezvous::Decline { request }).await.map_err(Failure::company)?;
+                    if let Err(e) = rv.send(&ToRendezvous::Decline { request }).await {
+                        return Served::Lost(Failure::company(e));
+                    }
                     continue;
                 }
                 Some(ViewerCommand::Quit) | None => {
                     rv.close();
                     endpoint.quic.wait_idle().await;
-                    return Ok(());
+                    return Served::Quit;
                 }
                 Some(_) => continue,
             },
@@ -258,7 +332,7 @@ async fn flow(
         let (go, accepted) = go;
         let label = labels.remove(&request).unwrap_or_default();
         let relay = setup.server.relay(go.relay_port);
-        match connect_peer(&endpoint, &local, &go, relay).await {
+        match connect_peer(endpoint, local, &go, relay).await {
             Ok(link) => {
                 let screen = Arc::new(ScreenReceiver::start());
                 let (allowed_tx, allowed) = tokio::sync::watch::channel(false);
@@ -285,14 +359,17 @@ async fn flow(
                 if quit {
                     rv.close();
                     endpoint.quic.wait_idle().await;
-                    return Ok(());
+                    return Served::Quit;
                 }
             }
             Err(e) => {
                 emit(ViewerEvent::ConnectFailed(e.to_string())).await;
             }
         }
-        rv.send(&ToRendezvous::SetBusy { busy: false }).await.map_err(Failure::company)?;
+        // The server may have gone while the session ran: then sign in again.
+        if let Err(e) = rv.send(&ToRendezvous::SetBusy { busy: false }).await {
+            return Served::Lost(Failure::company(e));
+        }
     }
 }
 
@@ -399,231 +476,4 @@ async fn route_streams(link: crate::session::Link, screen: Arc<ScreenReceiver>, 
             IncomingStream::Input(mut i) => i.stop(lifebuoy_proto::close::STREAM_PROTOCOL_ERROR),
         }
     }
-}
-
-/// How the headless viewer behaves.
-#[derive(Clone, Debug)]
-pub struct ViewerOptions {
-    /// How the viewer is set up.
-    pub setup: ViewerSetup,
-    /// Accept every request (scripted tests); otherwise decline them.
-    pub accept: bool,
-    /// Exit after this many sessions (0: never).
-    pub sessions: u32,
-    /// Where to write the last screen image of each session (PPM).
-    pub screenshot: Option<PathBuf>,
-    /// The customer's monitor to show, if not the first.
-    pub monitor: Option<u8>,
-    /// Text to type on the customer's machine (then Enter) once the screen
-    /// shows (scripted tests and the demo).
-    pub type_text: Option<String>,
-    /// Text to put on the customer's clipboard once the screen shows.
-    pub clipboard: Option<String>,
-    /// Files and folders to send to the customer once connected.
-    pub send_files: Vec<PathBuf>,
-    /// Measure input -> photon in this region with this many keys, then
-    /// end the session.
-    pub photon: Option<(lifebuoy_proto::codec::Rect, usize)>,
-}
-
-/// Types `text` and Enter on the customer's machine once the first picture
-/// has come (so the technician, like a person, acts on what is shown).
-async fn type_when_shown(view: SessionView, text: String) {
-    let mut image = view.screen.image.clone();
-    if image.wait_for(|f| f.is_some()).await.is_err() || view.type_line(&text).is_err() {
-        return;
-    }
-    say!("typed {text:?}");
-}
-
-/// Says when the customer let the technician in (after Accept), and how
-/// long the first full picture took after that; with a `photon` region,
-/// measures input -> photon there and ends the session.
-async fn measure(
-    view: SessionView,
-    accepted: Instant,
-    photon: Option<(lifebuoy_proto::codec::Rect, usize)>,
-    commands: mpsc::Sender<ViewerCommand>,
-) {
-    use super::probe;
-    let mut allowed = view.allowed.clone();
-    if allowed.wait_for(|yes| *yes).await.is_err() {
-        return;
-    }
-    let allowed_at = Instant::now();
-    say!("allowed_after_ms={:.1}", (allowed_at - accepted).as_secs_f64() * 1e3);
-    match probe::first_frame(&view).await {
-        // From the customer's yes: the time before it is theirs, not ours.
-        Ok(at) => say!("first_frame_ms={:.1}", (at - allowed_at).as_secs_f64() * 1e3),
-        Err(e) => return say!("first frame: {e}"),
-    }
-    let Some((region, keys)) = photon else { return };
-    match probe::input_to_photon(&view, region, keys).await {
-        Ok(run) => {
-            let l = run.latencies();
-            let at = |p| l.percentile(p).unwrap_or(0.0);
-            say!(
-                "input_to_photon_ms p50={:.2} p99={:.2} max={:.2} keys={}",
-                at(0.5),
-                at(0.99),
-                at(1.0),
-                l.len()
-            )
-        }
-        Err(e) => say!("input to photon: {e}"),
-    }
-    let _ = commands.send(ViewerCommand::End).await;
-}
-
-/// Says what the screen stream showed, and saves its last picture if asked.
-fn report_screen(screen: &ScreenReceiver, screenshot: Option<&std::path::Path>) {
-    let Some(Frame { seq: updates, monitor, image }) = screen.image.borrow().clone() else {
-        say!("screen: nothing received");
-        return;
-    };
-    say!("screen: {updates} updates, last {}x{} of monitor {monitor}", image.width, image.height);
-    let cursor = screen.cursor.borrow().clone();
-    if let Some(shape) = &cursor.shape {
-        say!(
-            "cursor: at {},{} on monitor {}, {}, shape {}x{}",
-            cursor.x,
-            cursor.y,
-            cursor.monitor,
-            if cursor.visible { "visible" } else { "hidden" },
-            shape.width,
-            shape.height
-        );
-    }
-    if let Some(path) = screenshot {
-        let mut ppm = format!("P6 {} {} 255\n", image.width, image.height).into_bytes();
-        ppm.reserve(image.pixels.len() / 4 * 3);
-        image.pixels.chunks_exact(4).for_each(|p| ppm.extend_from_slice(&[p[2], p[1], p[0]]));
-        match std::fs::write(path, ppm) {
-            Ok(()) => say!("screen: saved {}", path.display()),
-            Err(e) => say!("screen: cannot save {}: {e}", path.display()),
-        }
-    }
-}
-
-/// Runs the viewer without a window: accepts (or declines) every request,
-/// prints what happens, does what the options script.
-pub async fn run(identity: Identity, options: ViewerOptions) -> anyhow::Result<()> {
-    let (commands, command_rx) = mpsc::channel(16);
-    let (event_tx, mut events) = mpsc::channel(256);
-    let driver = tokio::spawn(drive(identity, options.setup.clone(), command_rx, event_tx));
-    let mut served = 0;
-    let mut view: Option<SessionView> = None;
-    let mut typing: Option<tokio::task::JoinHandle<()>> = None;
-    let mut probing: Option<tokio::task::JoinHandle<()>> = None;
-    let mut allowed = false;
-    let send = |c| {
-        let commands = commands.clone();
-        async move {
-            let _ = commands.send(c).await;
-        }
-    };
-    let result = loop {
-        let event = tokio::select! {
-            e = events.recv() => e,
-            _ = super::shutdown_signal() => { send(ViewerCommand::Quit).await; continue; }
-        };
-        let Some(event) = event else { break Ok(()) };
-        match event {
-            ViewerEvent::SignedIn { fingerprint } => {
-                say!("signed in as {} ({fingerprint})", options.setup.name)
-            }
-            ViewerEvent::Incoming { request, label, agent } => {
-                say!("request {request} from {label:?} ({})", agent.short());
-                send(if options.accept {
-                    ViewerCommand::Accept(request)
-                } else {
-                    ViewerCommand::Decline(request)
-                })
-                .await;
-            }
-            ViewerEvent::Withdrawn(request) => say!("request {request} was withdrawn"),
-            ViewerEvent::Connecting(_) => {}
-            ViewerEvent::Connected { code, path, setup, view: v, .. } => {
-                say!("connected: {path} accept_to_session_ms={:.1} code={code}", setup.as_secs_f64() * 1e3);
-                let accepted = Instant::now() - setup;
-                probing = Some(tokio::spawn(measure(v.clone(), accepted, options.photon, commands.clone())));
-                if let Some(text) = options.type_text.clone() {
-                    typing = Some(tokio::spawn(type_when_shown(v.clone(), text)));
-                }
-                view = Some(v);
-                allowed = false;
-            }
-            ViewerEvent::ConnectFailed(why) => {
-                say!("could not reach the customer: {why}");
-                served += 1;
-                if options.sessions != 0 && served >= options.sessions {
-                    send(ViewerCommand::Quit).await;
-                }
-            }
-            ViewerEvent::Layout(monitors) => {
-                for m in &monitors {
-                    say!(
-                        "monitor {}: {:?} {}x{} at {},{}{}",
-                        m.id,
-                        m.name,
-                        m.width,
-                        m.height,
-                        m.x,
-                        m.y,
-                        if m.primary { " (primary)" } else { "" }
-                    );
-                }
-                if let Some(id) = options.monitor {
-                    send(ViewerCommand::SelectMonitor(id)).await;
-                }
-                if let Some(text) = options.clipboard.clone() {
-                    send(ViewerCommand::Clipboard(text)).await;
-                }
-            }
-            ViewerEvent::Permissions(p) => {
-                say!(
-                    "customer allows: see the screen {}, control {}",
-                    if p.view { "yes" } else { "no" },
-                    if p.control { "yes" } else { "no" }
-                );
-                // Files go once the customer has let the technician in.
-                if !std::mem::replace(&mut allowed, true) && !options.send_files.is_empty() {
-                    send(ViewerCommand::SendFiles(options.send_files.clone())).await;
-                }
-            }
-            ViewerEvent::Inbox(dir) => say!("files received go to {}", dir.display()),
-            ViewerEvent::File(news) => {
-                if let Some(line) = describe(&news) {
-                    say!("{line}");
-                }
-            }
-            ViewerEvent::Skipped(paths) => {
-                for p in paths {
-                    say!("not sent (a link or special file): {}", p.display());
-                }
-            }
-            ViewerEvent::DropRefused(why) => say!("cannot send: {why}"),
-            ViewerEvent::Clipboard(text) => say!("clipboard from the customer: {} bytes", text.len()),
-            ViewerEvent::Ended(ending) => {
-                say!("session ended: {ending}");
-                for task in [typing.take(), probing.take()].into_iter().flatten() {
-                    task.abort();
-                }
-                if let Some(v) = view.take() {
-                    report_screen(&v.screen, options.screenshot.as_deref());
-                }
-                served += 1;
-                if ending == Ending::Here || (options.sessions != 0 && served >= options.sessions) {
-                    send(ViewerCommand::Quit).await;
-                }
-            }
-            ViewerEvent::Failed(failure) => break Err(anyhow::Error::new(failure)),
-        }
-    };
-    drop(commands);
-    let _ = driver.await;
-    if let Err(e) = result {
-        bail!(e)
-    }
-    Ok(())
 }
