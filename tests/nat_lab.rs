@@ -310,3 +310,111 @@ fn viewer_missing_from_the_directory_is_refused() {
     assert!(!ok, "the viewer must be refused: {out}");
     assert!(out.contains("not in the company's staff directory"), "{out}");
 }
+
+/// Waits for a line that contains `needle`; panics with everything seen
+/// if none comes in time. Also returns the lines before it.
+fn wait_for_containing(
+    rx: &std::sync::mpsc::Receiver<String>,
+    needle: &str,
+    within: Duration,
+    who: &str,
+) -> (String, Vec<String>) {
+    let deadline = Instant::now() + within;
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return (line, seen),
+            Ok(line) => seen.push(line),
+            Err(_) => break,
+        }
+    }
+    panic!("{who}: no line with {needle:?} within {within:?}; output was:\n{}", seen.join("\n"));
+}
+
+/// The silence a side reported when its path came back (`gap_ms=`).
+fn gap_ms(line: &str) -> u64 {
+    // Without the log's colours (their codes hold digits).
+    let mut plain = String::new();
+    let mut in_escape = false;
+    for c in line.chars() {
+        match (in_escape, c) {
+            (false, '\x1b') => in_escape = true,
+            (true, 'm') => in_escape = false,
+            (false, c) => plain.push(c),
+            (true, _) => {}
+        }
+    }
+    let digits: String = plain
+        .split("gap_ms")
+        .nth(1)
+        .unwrap_or_default()
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().unwrap_or_else(|_| panic!("no gap in {line:?}"))
+}
+
+/// A session between filtering NATs (case 1) in which `nat` forgets its
+/// mappings and maps anew from another port: the sides ask the
+/// rendezvous, probe, and the session goes on. Returns both sides' gaps.
+fn mapping_change(nat: &str) -> (u64, u64) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::up("eim-fw");
+    let tech = lab.key("tech", false);
+    let rv_pin = start_rendezvous(&mut lab, &tech);
+    let log = [("LIFEBUOY_LOG", "warn,lifebuoy::roles::path=info")];
+    let mut viewer = lab.command("hostb", &log);
+    viewer.arg("--config-dir").arg(lab.dir.path().join("tech"));
+    viewer.args(["viewer", "--rendezvous", RENDEZVOUS, "--rendezvous-pin", &rv_pin, "--accept-all"]);
+    let viewer_out = lab.spawn(viewer);
+    wait_for(&viewer_out, "signed in", Duration::from_secs(10), "viewer");
+    let mut agent = lab.command("hosta", &log);
+    agent.args([
+        "agent",
+        "--rendezvous",
+        RENDEZVOUS,
+        "--rendezvous-pin",
+        &rv_pin,
+        "--staff",
+        "Anna",
+        "--allow",
+    ]);
+    let agent_out = lab.spawn(agent);
+    let connected = wait_for(&agent_out, "connected:", Duration::from_secs(20), "agent");
+    assert!(connected.contains("path=direct (through NAT)"), "{connected}");
+    wait_for(&viewer_out, "customer allows", Duration::from_secs(20), "viewer");
+
+    let status = Command::new(natlab()).args(["remap", &lab.prefix, nat]).status().unwrap();
+    assert!(status.success(), "remapping {nat}");
+    let (agent_back, _) =
+        wait_for_containing(&agent_out, "the path is back", Duration::from_secs(8), "agent");
+    let (viewer_back, before) =
+        wait_for_containing(&viewer_out, "the path is back", Duration::from_secs(8), "viewer");
+    assert!(!before.iter().any(|l| l.starts_with("session ended")), "{before:?}");
+
+    // Past the idle timeout, the session still carries the customer's end.
+    std::thread::sleep(Duration::from_secs(6));
+    let hosta = format!("{}-hosta", lab.prefix);
+    let pids = Command::new("ip").args(["netns", "pids", &hosta]).output().unwrap();
+    for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+        let _ = Command::new("kill").args(["-TERM", pid]).status();
+    }
+    let ended = wait_for(&viewer_out, "session ended:", Duration::from_secs(10), "viewer");
+    assert!(ended.contains("CustomerEnded"), "the session survived the move: {ended}");
+    (gap_ms(&agent_back), gap_ms(&viewer_back))
+}
+
+#[test]
+fn case8_the_agents_nat_maps_anew_mid_session_and_the_session_goes_on() {
+    let (agent, viewer) = mapping_change("nata");
+    eprintln!("gaps: agent {agent} ms, viewer {viewer} ms");
+    assert!(agent.max(viewer) <= 3000, "agent {agent} ms, viewer {viewer} ms");
+}
+
+#[test]
+fn case9_the_technicians_nat_maps_anew_mid_session_and_the_session_goes_on() {
+    let (agent, viewer) = mapping_change("natb");
+    eprintln!("gaps: agent {agent} ms, viewer {viewer} ms");
+    assert!(agent.max(viewer) <= 3000, "agent {agent} ms, viewer {viewer} ms");
+}

@@ -25,6 +25,7 @@ pub mod input;
 pub mod message;
 pub mod rendezvous;
 pub mod screen;
+pub mod silence;
 pub mod stream;
 pub mod text;
 pub mod transfer;

@@ -53,6 +53,10 @@ pub enum ToRendezvous {
         /// Busy technicians get no requests.
         busy: bool,
     },
+    /// Either side of a session the rendezvous paired (protocol 1.2): the
+    /// peer has gone silent; where is it now? Answered with
+    /// [`FromRendezvous::Repunch`]; sent again while the silence lasts.
+    PathLost,
 }
 
 /// Rendezvous to client.
@@ -85,6 +89,14 @@ pub enum FromRendezvous {
     },
     /// Both: connect now.
     Go(Go),
+    /// Answers [`ToRendezvous::PathLost`] (and is sent again when the
+    /// peer's address changes while this side waits): where the
+    /// rendezvous sees the peer of the session it paired now. Probe it
+    /// and send the session there.
+    Repunch {
+        /// The peer's address as the rendezvous sees it.
+        peer: PeerAddr,
+    },
 }
 
 /// Why a request was refused.
@@ -230,7 +242,9 @@ impl Go {
     }
 }
 
-fn plausible(addr: std::net::SocketAddr, loopback_ok: bool) -> bool {
+/// Whether `addr` can be a peer's socket (see [`Go::plausible_candidates`]);
+/// loopback only when `loopback_ok` (both sides on one machine).
+pub fn plausible(addr: std::net::SocketAddr, loopback_ok: bool) -> bool {
     use std::net::IpAddr;
     if addr.port() == 0 {
         return false;

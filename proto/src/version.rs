@@ -19,7 +19,7 @@ pub struct ProtocolVersion {
 
 impl ProtocolVersion {
     /// The version this crate implements.
-    pub const CURRENT: ProtocolVersion = ProtocolVersion { major: 1, minor: 1 };
+    pub const CURRENT: ProtocolVersion = ProtocolVersion { major: 1, minor: 2 };
 
     /// Whether a peer announcing `theirs` can talk to us.
     pub fn check_peer(self, theirs: ProtocolVersion) -> Result<(), VersionMismatch> {

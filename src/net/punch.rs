@@ -66,6 +66,13 @@ pub enum Path {
     RelayTcp,
 }
 
+impl Path {
+    /// Straight between the two sides, no relay.
+    pub fn is_direct(self) -> bool {
+        matches!(self, Path::DirectLan | Path::DirectPunched)
+    }
+}
+
 impl fmt::Display for Path {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -34,6 +34,27 @@ pub struct SharedSocket {
     inner: Arc<dyn AsyncUdpSocket>,
     raw: socket2::Socket,
     control: mpsc::Sender<(SocketAddr, Datagram)>,
+    redirects: Redirects,
+}
+
+/// Where a peer's packets really go when its NAT moved it: QUIC keeps the
+/// address it knows the peer by; the socket sends to, and hears from, the
+/// address that works now (see [`PathHandle::redirect`]). A handful at
+/// most (one per session).
+type Redirects = Arc<std::sync::RwLock<Vec<Redirect>>>;
+
+#[derive(Clone, Copy, Debug)]
+struct Redirect {
+    /// The address QUIC knows the peer by.
+    quic: SocketAddr,
+    /// Where the peer is now.
+    wire: SocketAddr,
+}
+
+/// One address whatever its spelling (an IPv4 address or its IPv6-mapped
+/// form on a dual-stack socket).
+fn same(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && a.ip().to_canonical() == b.ip().to_canonical()
 }
 
 impl fmt::Debug for SharedSocket {
@@ -85,7 +106,17 @@ impl AsyncUdpSocket for SharedSocket {
     }
 
     fn try_send(&self, transmit: &Transmit) -> io::Result<()> {
-        self.inner.try_send(transmit)
+        let redirects = self.redirects.read().expect("not poisoned");
+        match redirects.iter().find(|r| same(r.quic, transmit.destination)) {
+            Some(r) => self.inner.try_send(&Transmit {
+                destination: r.wire,
+                ecn: transmit.ecn,
+                contents: transmit.contents,
+                segment_size: transmit.segment_size,
+                src_ip: transmit.src_ip,
+            }),
+            None => self.inner.try_send(transmit),
+        }
     }
 
     fn poll_recv(
@@ -105,6 +136,11 @@ impl AsyncUdpSocket for SharedSocket {
                         let _ = self.control.try_send((meta[i].addr, d));
                     }
                     continue;
+                }
+                if let Some(r) =
+                    self.redirects.read().expect("not poisoned").iter().find(|r| same(r.wire, meta[i].addr))
+                {
+                    meta[i].addr = r.quic;
                 }
                 if kept != i {
                     let (head, tail) = bufs.split_at_mut(i);
@@ -183,7 +219,7 @@ impl PeerEndpoint {
         let raw = socket2::Socket::from(std_socket.try_clone().map_err(bind_err)?);
         let inner = quinn::Runtime::wrap_udp_socket(&quinn::TokioRuntime, std_socket).map_err(bind_err)?;
         let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
-        let socket = Arc::new(SharedSocket { inner, raw, control: tx });
+        let socket = Arc::new(SharedSocket { inner, raw, control: tx, redirects: Redirects::default() });
         let quic = Self::endpoint(identity, socket.clone(), accepting).map_err(|e| e.at(addr))?;
         Ok(Self::new(quic, Transport::Udp(socket), rx, accepting))
     }
@@ -245,6 +281,15 @@ impl PeerEndpoint {
         let (tx, rx) = mpsc::channel(WINDOW_QUEUE);
         *self.window.lock().expect("not poisoned") = Some(tx);
         PunchWindow { rx, window: self.window.clone() }
+    }
+
+    /// What moves a session's packets to where its peer is now; none in
+    /// the TCP tunnel (its path is the tunnel's).
+    pub fn path_handle(&self) -> Option<PathHandle> {
+        match &self.transport {
+            Transport::Udp(socket) => Some(PathHandle(socket.clone())),
+            Transport::Tunnel(_) => None,
+        }
     }
 
     /// Whether datagrams go through the TCP tunnel.
@@ -331,6 +376,32 @@ impl Drop for PunchWindow {
         *self.window.lock().expect("not poisoned") = None;
         // Whatever still waits is refused as it is dropped.
         self.rx.close();
+    }
+}
+
+/// A session's hold on its endpoint's socket, for moving the path.
+#[derive(Clone, Debug)]
+pub struct PathHandle(Arc<SharedSocket>);
+
+impl PathHandle {
+    /// From now on, QUIC packets for `quic` go to `wire`, and packets from
+    /// `wire` reach QUIC as from `quic` (`wire == quic` ends the detour).
+    pub fn redirect(&self, quic: SocketAddr, wire: SocketAddr) {
+        let mut redirects = self.0.redirects.write().expect("not poisoned");
+        redirects.retain(|r| !same(r.quic, quic));
+        if !same(quic, wire) {
+            redirects.push(Redirect { quic, wire });
+        }
+    }
+
+    /// Ends every detour for `quic` (the session is over).
+    pub fn forget(&self, quic: SocketAddr) {
+        self.redirect(quic, quic);
+    }
+
+    /// Sends a lifebuoy datagram (a probe that opens this side's NAT).
+    pub fn send(&self, to: SocketAddr, datagram: &Datagram) -> io::Result<()> {
+        self.0.send(to, datagram, None)
     }
 }
 

@@ -51,6 +51,9 @@ pub fn transport_config() -> TransportConfig {
     ack.ack_eliciting_threshold(VarInt::from_u32(0));
     ack.max_ack_delay(Some(Duration::from_millis(1)));
     t.ack_frequency_config(Some(ack));
+    // Datagrams are only nudges after a path moved (`roles::path`);
+    // nobody reads them, so few are kept.
+    t.datagram_receive_buffer_size(Some(16 * 1024));
     t
 }
 

@@ -101,6 +101,11 @@ struct Conn {
     busy: bool,
     /// Agents: their one open request.
     request: Option<u64>,
+    /// The other side of the session the last go paired it with, while
+    /// both are connected and the viewer has not said it is free again.
+    partner: Option<ConnId>,
+    /// When it last said its session's path went silent.
+    lost_at: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -220,8 +225,20 @@ impl Registry {
             }
             self.staff_dirty = true;
         }
-        self.conns
-            .insert(conn, Conn { who, observed, source, rtt, subscribed: false, busy: false, request: None });
+        self.conns.insert(
+            conn,
+            Conn {
+                who,
+                observed,
+                source,
+                rtt,
+                subscribed: false,
+                busy: false,
+                request: None,
+                partner: None,
+                lost_at: None,
+            },
+        );
         Ok(actions)
     }
 
@@ -259,8 +276,12 @@ impl Registry {
             (Who::Viewer(_), ToRendezvous::SetBusy { busy }) => {
                 c.busy = busy;
                 self.staff_dirty = true;
+                if !busy {
+                    self.unpair(conn);
+                }
                 Vec::new()
             }
+            (_, ToRendezvous::PathLost) => self.path_lost(now, conn),
             // A message the other role sends: the client is broken or hostile.
             _ => {
                 let mut actions = self.drop_conn(conn);
@@ -362,6 +383,7 @@ impl Registry {
             punch_in_ms: 0,
         };
         let observed = Observed { client: a.observed, server: v.observed };
+        self.pair(r.agent, viewer);
         self.conns.get_mut(&viewer).expect("checked above").busy = true;
         vec![
             Action::AllowRelay { token, expires: now + REQUEST_TIMEOUT, observed },
@@ -376,6 +398,7 @@ impl Registry {
     }
 
     fn drop_conn(&mut self, conn: ConnId) -> Vec<Action> {
+        self.unpair(conn);
         let Some(c) = self.conns.remove(&conn) else {
             return Vec::new();
         };
@@ -473,6 +496,9 @@ fn with_observed(mut candidates: Vec<Candidate>, observed: SocketAddr) -> Vec<Ca
     candidates.push(Candidate { addr: observed.into(), kind: CandidateKind::Observed });
     candidates
 }
+
+#[path = "registry_repunch.rs"]
+mod repunch;
 
 #[cfg(test)]
 #[path = "registry_tests.rs"]

@@ -501,7 +501,16 @@ async fn core(
                         }
                     }
                 }
-                Some(Event::Message { conn, msg, rtt }) => registry.message(Instant::now(), conn, msg, rtt),
+                Some(Event::Message { conn, msg, rtt }) => {
+                    // A client's NAT may have moved it: its connection follows.
+                    let now = Instant::now();
+                    let mut actions = match conns.get(&conn) {
+                        Some((_, handle)) => registry.seen_at(now, conn, handle.remote_address()),
+                        None => Vec::new(),
+                    };
+                    actions.extend(registry.message(now, conn, msg, rtt));
+                    actions
+                }
                 Some(Event::Disconnected { conn }) => {
                     let address = conns.remove(&conn).map(|(_, handle)| handle.remote_address());
                     let actions = registry.disconnect(conn);

@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod backoff;
 pub mod files;
+pub mod path;
 pub mod probe;
 pub mod rendezvous;
 #[cfg(feature = "desktop")]

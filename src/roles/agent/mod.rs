@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 
 use super::backoff::Backoff;
 use super::files::{DropRefused, FileNews};
+use super::path::{Keeper, Keeping, Kept};
 use super::{CompanyServer, Ending, Failure};
 use crate::audit::{file_record, permissions_record, AuditLog, Record};
 use crate::net::candidates::host_candidates;
@@ -357,8 +358,14 @@ async fn flow(
         // The customer may give up while the paths are tried.
         _ = wait_for_end(commands) => { rv.close(); return Ok(Ending::Here); }
     };
-    // Nothing more to ask the server: the session is between the two now.
-    rv.close();
+    // The server is needed again only if a NAT moves one side.
+    let keeper = Keeper {
+        conn: link.session.link.connection().clone(),
+        paths: endpoint.path_handle(),
+        token: go.relay_token,
+        direct: link.path.is_direct(),
+    };
+    let keeping = Keeping::start(keeper, rv);
     emit(AgentEvent::Connected {
         technician: technician.name.clone(),
         fingerprint: link.session.peer.fingerprint,
@@ -382,6 +389,9 @@ async fn flow(
     // The relay may forget the pair now (the path may have been direct).
     if let Some(relay) = relay {
         endpoint.release_relay(relay, go.relay_token);
+    }
+    if let Kept::Over(rv) = keeping.stop().await {
+        rv.close();
     }
     endpoint.quic.wait_idle().await;
     Ok(ending)

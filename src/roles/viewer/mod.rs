@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use super::backoff::Backoff;
 use super::files::{open_inbox, DropRefused, FileNews, Files};
+use super::path::{Keeper, Keeping, Kept};
 use super::{CompanyServer, Ending, Failure};
 use crate::audit::{file_record, permissions_record, AuditLog, Record};
 use crate::input::InputSender;
@@ -351,11 +352,23 @@ async fn serve(
                     },
                 })
                 .await;
+                let keeper = Keeper {
+                    conn: link.session.link.connection().clone(),
+                    paths: endpoint.path_handle(),
+                    token: go.relay_token,
+                    direct: link.path.is_direct(),
+                };
+                let keeping = Keeping::start(keeper, rv);
                 let quit = hold(setup, link.session, screen, allowed_tx, commands, events).await;
                 // The relay may forget the pair now (the path may have been direct).
                 if let Some(relay) = relay {
                     endpoint.release_relay(relay, go.relay_token);
                 }
+                rv = match keeping.stop().await {
+                    Kept::Over(rv) => rv,
+                    Kept::ServerLost(e) if !quit => return Served::Lost(Failure::company(e)),
+                    Kept::ServerLost(_) => return Served::Quit,
+                };
                 if quit {
                     rv.close();
                     endpoint.quic.wait_idle().await;

@@ -1,0 +1,135 @@
+//! Keeping a direct session alive when a NAT moves one side: while the
+//! session runs, its side keeps the rendezvous connection, notices when
+//! the peer goes silent ([`lifebuoy_proto::silence`]), asks the
+//! rendezvous where the peer is now, probes that address (which opens
+//! this side's NAT towards it) and sends the session's packets there.
+//! QUIC keeps the address it knows the peer by; the socket carries the
+//! packets to where the peer really is (`net::socket::PathHandle`), so the
+//! session, its keys and its streams simply go on.
+//!
+//! Only the session's own peer can answer on the new path: QUIC
+//! authenticates every packet, so a lying rendezvous can at worst stall a
+//! session it could stall anyway.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use lifebuoy_proto::datagram::Datagram;
+use lifebuoy_proto::rendezvous::{plausible, FromRendezvous, ToRendezvous};
+use lifebuoy_proto::silence::{Silence, Verdict};
+use lifebuoy_proto::ProtocolVersion;
+
+use crate::net::socket::PathHandle;
+use crate::rendezvous::client::RendezvousClient;
+use crate::session::SessionError;
+
+/// How often the path is looked at.
+const LOOK_EVERY: Duration = Duration::from_millis(100);
+/// Probes sent to a new address: one may be lost.
+const PROBES: usize = 3;
+
+/// Who keeps the path of one session.
+pub struct Keeper {
+    /// The session's connection.
+    pub conn: quinn::Connection,
+    /// The socket's detours; none in the TCP tunnel.
+    pub paths: Option<PathHandle>,
+    /// Sent in the probes, so the peer's endpoint knows them for its own.
+    pub token: [u8; 16],
+    /// Whether the session runs directly (a relayed one has no direct
+    /// path to find again).
+    pub direct: bool,
+}
+
+/// How the session's hold on the rendezvous ended.
+pub enum Kept {
+    /// The session is over; the rendezvous connection is still good.
+    Over(RendezvousClient),
+    /// The rendezvous connection failed during the session.
+    ServerLost(SessionError),
+}
+
+/// A keeper running beside its session.
+pub struct Keeping {
+    task: tokio::task::JoinHandle<Kept>,
+    over: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Keeping {
+    /// Starts `keeper` with the rendezvous connection `rv`.
+    pub fn start(keeper: Keeper, rv: RendezvousClient) -> Keeping {
+        let (over, rx) = tokio::sync::oneshot::channel();
+        Keeping { task: tokio::spawn(keeper.run(rv, rx)), over }
+    }
+
+    /// The session is over: the rendezvous connection back, if it held.
+    pub async fn stop(self) -> Kept {
+        let _ = self.over.send(());
+        match self.task.await {
+            Ok(kept) => kept,
+            Err(_) => Kept::ServerLost(SessionError::LocallyClosed),
+        }
+    }
+}
+
+impl Keeper {
+    /// Runs until the session's connection closes or `over` fires.
+    /// Messages other than [`FromRendezvous::Repunch`] are not for a side
+    /// in a session and are dropped.
+    pub async fn run(self, mut rv: RendezvousClient, mut over: tokio::sync::oneshot::Receiver<()>) -> Kept {
+        let repunch = self.direct
+            && self.paths.is_some()
+            && rv.server_hello().version >= ProtocolVersion { major: 1, minor: 2 };
+        let received = || self.conn.stats().udp_rx.datagrams;
+        let mut silence = Silence::new(Instant::now(), received());
+        let mut look = tokio::time::interval(LOOK_EVERY);
+        look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = self.conn.closed() => break,
+                _ = &mut over => break,
+                _ = look.tick(), if repunch => match silence.observe(Instant::now(), received()) {
+                    Verdict::Quiet => {}
+                    Verdict::Ask => {
+                        tracing::info!("the peer went silent; asking the company server where it is now");
+                        if let Err(e) = rv.send(&ToRendezvous::PathLost).await {
+                            return Kept::ServerLost(e);
+                        }
+                    }
+                    Verdict::Back(gap) => {
+                        tracing::info!(gap_ms = gap.as_millis() as u64, "the path is back");
+                    }
+                },
+                msg = rv.recv() => match msg {
+                    Ok(Some(FromRendezvous::Repunch { peer })) if repunch => self.repunch(peer.into()),
+                    Ok(Some(_)) => {}
+                    Ok(None) => return Kept::ServerLost(SessionError::StreamClosed),
+                    Err(e) => return Kept::ServerLost(e),
+                },
+            }
+        }
+        if let Some(paths) = &self.paths {
+            paths.forget(self.conn.remote_address());
+        }
+        Kept::Over(rv)
+    }
+
+    /// The peer is at `peer` now: probe it and send the session there.
+    fn repunch(&self, peer: SocketAddr) {
+        let Some(paths) = &self.paths else { return };
+        let known = self.conn.remote_address();
+        if !plausible(peer, known.ip().to_canonical().is_loopback()) {
+            tracing::warn!("the company server named {peer} as the peer's address; not a peer's, ignored");
+            return;
+        }
+        tracing::info!("the peer is at {peer} now (known as {known}); probing");
+        paths.redirect(known, peer);
+        for _ in 0..PROBES {
+            let _ = paths.send(peer, &Datagram::Punch { token: self.token });
+        }
+        // Something QUIC must acknowledge, now rather than at its next
+        // (backed-off) retransmission: the path is known at once.
+        let _ = self.conn.send_datagram(Bytes::from_static(b"\0"));
+    }
+}
