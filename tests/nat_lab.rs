@@ -286,6 +286,13 @@ fn case7_50ms_rtt_and_2_percent_loss_still_connect_directly() {
 }
 
 #[test]
+fn case10_a_technician_behind_two_nats_connects_directly_without_settings() {
+    let outcome = run_case("double-b", &[]);
+    assert_path(&outcome, "direct (through NAT)");
+    eprintln!("{}", outcome.agent);
+}
+
+#[test]
 fn agent_pinned_to_another_rendezvous_is_refused() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut lab = Lab::up("eim-fw");

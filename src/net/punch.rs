@@ -28,16 +28,31 @@ use tokio::task::JoinSet;
 use super::socket::PeerEndpoint;
 use crate::session::{LocalSide, NonceGate, Session, SessionError};
 
-/// TTL of the viewer's probes: through its own NAT, not to the agent's.
-/// `LIFEBUOY_PROBE_TTL` overrides it (a technician behind two NATs needs 3).
+/// TTL of the viewer's first probes: through its own NAT, not to the
+/// agent's. `LIFEBUOY_PROBE_TTL` fixes it (no raising).
 pub const PROBE_TTL: u8 = 2;
+/// No connection by then: the viewer may sit behind more than one NAT
+/// (a home router behind a carrier-grade NAT), where TTL 2 dies between
+/// them. From then on the TTL grows by one every [`PROBE_RAISE_EVERY`].
+/// By then the agent's first Initial has left its NAT (it waits only a
+/// round-trip difference), so a probe that now reaches the agent's NAT
+/// finds the agent's mapping and cannot spring the stale-entry trap.
+pub const PROBE_RAISE_AFTER: Duration = Duration::from_millis(250);
+/// How often the TTL grows by one after [`PROBE_RAISE_AFTER`].
+pub const PROBE_RAISE_EVERY: Duration = Duration::from_millis(50);
 
-fn probe_ttl() -> u8 {
-    std::env::var("LIFEBUOY_PROBE_TTL")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&t| t > 0)
-        .unwrap_or(PROBE_TTL)
+/// The probes' TTL `elapsed` into the punch (`fixed` by the environment).
+fn probe_ttl(elapsed: Duration, fixed: Option<u8>) -> u8 {
+    if let Some(ttl) = fixed {
+        return ttl;
+    }
+    let Some(raising) = elapsed.checked_sub(PROBE_RAISE_AFTER) else { return PROBE_TTL };
+    let steps = 1 + raising.as_millis() / PROBE_RAISE_EVERY.as_millis();
+    u8::try_from(u128::from(PROBE_TTL) + steps).unwrap_or(64).min(64)
+}
+
+fn fixed_probe_ttl() -> Option<u8> {
+    std::env::var("LIFEBUOY_PROBE_TTL").ok().and_then(|v| v.parse().ok()).filter(|&t| t > 0)
 }
 /// How long the viewer keeps probing, and how often.
 pub const PROBE_FOR: Duration = Duration::from_millis(1500);
@@ -272,8 +287,9 @@ async fn as_server(
     let nonces = NonceGate::new();
     let probe = async {
         let punch = Datagram::Punch { token: go.relay_token };
-        let ttl = probe_ttl();
+        let fixed = fixed_probe_ttl();
         while started.elapsed() < PROBE_FOR {
+            let ttl = probe_ttl(started.elapsed(), fixed);
             for &to in &targets {
                 let _ = endpoint.send(to, &punch, Some(ttl));
             }
@@ -315,5 +331,22 @@ async fn as_server(
             _ = &mut probe => {}
             _ = &mut relay_bind => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probes_ttl_stays_low_at_first_then_climbs_and_a_fixed_one_stays() {
+        let ms = Duration::from_millis;
+        assert_eq!(probe_ttl(ms(0), None), PROBE_TTL);
+        assert_eq!(probe_ttl(ms(249), None), PROBE_TTL);
+        assert_eq!(probe_ttl(ms(250), None), 3, "through a second NAT");
+        assert_eq!(probe_ttl(ms(300), None), 4);
+        assert_eq!(probe_ttl(ms(1499), None), 2 + 1 + 24);
+        assert_eq!(probe_ttl(Duration::from_secs(3600), None), 64);
+        assert_eq!(probe_ttl(ms(1000), Some(2)), 2);
     }
 }
