@@ -118,16 +118,28 @@ fn wait_for_after(
     within: Duration,
     who: &str,
 ) -> (String, Vec<String>) {
+    wait_until(rx, &format!("starting with {prefix:?}"), |l| l.starts_with(prefix), within, who)
+}
+
+/// Waits for a line that `wanted` takes; panics with everything seen if
+/// none comes in time. Also returns the lines before it.
+fn wait_until(
+    rx: &std::sync::mpsc::Receiver<String>,
+    what: &str,
+    wanted: impl Fn(&str) -> bool,
+    within: Duration,
+    who: &str,
+) -> (String, Vec<String>) {
     let deadline = Instant::now() + within;
     let mut seen = Vec::new();
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         match rx.recv_timeout(left) {
-            Ok(line) if line.starts_with(prefix) => return (line, seen),
+            Ok(line) if wanted(&line) => return (line, seen),
             Ok(line) => seen.push(line),
             Err(_) => break,
         }
     }
-    panic!("{who}: no line starting with {prefix:?} within {within:?}; output was:\n{}", seen.join("\n"));
+    panic!("{who}: no line {what} within {within:?}; output was:\n{}", seen.join("\n"));
 }
 
 /// What one run of a case reported.
@@ -318,24 +330,14 @@ fn viewer_missing_from_the_directory_is_refused() {
     assert!(out.contains("not in the company's staff directory"), "{out}");
 }
 
-/// Waits for a line that contains `needle`; panics with everything seen
-/// if none comes in time. Also returns the lines before it.
+/// Waits for a line that contains `needle` (and the lines before it).
 fn wait_for_containing(
     rx: &std::sync::mpsc::Receiver<String>,
     needle: &str,
     within: Duration,
     who: &str,
 ) -> (String, Vec<String>) {
-    let deadline = Instant::now() + within;
-    let mut seen = Vec::new();
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match rx.recv_timeout(left) {
-            Ok(line) if line.contains(needle) => return (line, seen),
-            Ok(line) => seen.push(line),
-            Err(_) => break,
-        }
-    }
-    panic!("{who}: no line with {needle:?} within {within:?}; output was:\n{}", seen.join("\n"));
+    wait_until(rx, &format!("with {needle:?}"), |l| l.contains(needle), within, who)
 }
 
 /// The silence a side reported when its path came back (`gap_ms=`).

@@ -150,6 +150,7 @@ fn to_rendezvous() -> Vec<ToRendezvous> {
         ToRendezvous::Accept { request: 77, candidates: candidates() },
         ToRendezvous::Decline { request: 77 },
         ToRendezvous::SetBusy { busy: true },
+        ToRendezvous::PathLost,
     ]
 }
 
@@ -179,6 +180,9 @@ fn from_rendezvous() -> Vec<FromRendezvous> {
             quic_client: true,
             punch_in_ms: 40,
         }),
+        FromRendezvous::Repunch {
+            peer: PeerAddr::V6([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5], 40123),
+        },
     ];
     for reason in [
         Refusal::UnknownStaff,
