@@ -71,6 +71,16 @@ impl Lab {
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
+    /// Sends `signal` to what runs in `node` (the program itself: the
+    /// children are the scripts that started it).
+    fn signal(&self, node: &str, signal: &str) {
+        let ns = format!("{}-{node}", self.prefix);
+        let pids = Command::new("ip").args(["netns", "pids", &ns]).output().unwrap();
+        for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+            let _ = Command::new("kill").args([&format!("-{signal}"), pid]).status();
+        }
+    }
+
     /// Starts a process and returns its output lines as they come.
     fn spawn(&mut self, mut command: Command) -> std::sync::mpsc::Receiver<String> {
         let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
@@ -404,11 +414,7 @@ fn mapping_change(nat: &str) -> (u64, u64) {
 
     // Past the idle timeout, the session still carries the customer's end.
     std::thread::sleep(Duration::from_secs(6));
-    let hosta = format!("{}-hosta", lab.prefix);
-    let pids = Command::new("ip").args(["netns", "pids", &hosta]).output().unwrap();
-    for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
-        let _ = Command::new("kill").args(["-TERM", pid]).status();
-    }
+    lab.signal("hosta", "TERM");
     let ended = wait_for(&viewer_out, "session ended:", Duration::from_secs(10), "viewer");
     assert!(ended.contains("CustomerEnded"), "the session survived the move: {ended}");
     (gap_ms(&agent_back), gap_ms(&viewer_back))
@@ -426,4 +432,60 @@ fn case9_the_technicians_nat_maps_anew_mid_session_and_the_session_goes_on() {
     let (agent, viewer) = mapping_change("natb");
     eprintln!("gaps: agent {agent} ms, viewer {viewer} ms");
     assert!(agent.max(viewer) <= 3000, "agent {agent} ms, viewer {viewer} ms");
+}
+
+#[test]
+fn case11_the_rendezvous_crashes_between_and_during_sessions_and_everyone_comes_back() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::up("eim-fw");
+    let tech = lab.key("tech", false);
+    let rv_pin = start_rendezvous(&mut lab, &tech);
+    let mut viewer = lab.command("hostb", &[]);
+    viewer.arg("--config-dir").arg(lab.dir.path().join("tech"));
+    viewer.args(["viewer", "--rendezvous", RENDEZVOUS, "--rendezvous-pin", &rv_pin, "--accept-all"]);
+    let viewer_out = lab.spawn(viewer);
+    wait_for(&viewer_out, "signed in", Duration::from_secs(10), "viewer");
+    let agent = |lab: &Lab, end: &str| {
+        let mut agent = lab.command("hosta", &[]);
+        agent.args([
+            "agent",
+            "--rendezvous",
+            RENDEZVOUS,
+            "--rendezvous-pin",
+            &rv_pin,
+            "--staff",
+            "Anna",
+            end,
+        ]);
+        agent
+    };
+
+    // Between sessions: the technician is back by herself, and reachable.
+    lab.signal("rdv", "KILL");
+    assert_eq!(start_rendezvous(&mut lab, &tech), rv_pin, "the same key");
+    let restarted = Instant::now();
+    wait_for(&viewer_out, "signed in", Duration::from_secs(10), "viewer");
+    let back = restarted.elapsed();
+    let agent_out = lab.spawn(agent(&lab, "--end-after-connect"));
+    let connected = wait_for(&agent_out, "connected:", Duration::from_secs(20), "agent");
+    assert!(connected.contains("path=direct (through NAT)"), "{connected}");
+    wait_for(&viewer_out, "session ended:", Duration::from_secs(10), "viewer");
+
+    // During a session: the session goes on past the idle timeout; when
+    // it ends the technician signs in again.
+    let agent_out = lab.spawn(agent(&lab, "--allow"));
+    wait_for(&agent_out, "connected:", Duration::from_secs(20), "agent");
+    wait_for(&viewer_out, "customer allows", Duration::from_secs(20), "viewer");
+    lab.signal("rdv", "KILL");
+    start_rendezvous(&mut lab, &tech);
+    std::thread::sleep(Duration::from_secs(7));
+    lab.signal("hosta", "TERM");
+    let ended = wait_for(&viewer_out, "session ended:", Duration::from_secs(10), "viewer");
+    assert!(ended.contains("CustomerEnded"), "the session outlived the crash: {ended}");
+    let session_over = Instant::now();
+    wait_for(&viewer_out, "signed in", Duration::from_secs(10), "viewer");
+    eprintln!(
+        "signed in again {back:?} after a restart, {:?} after a session the crash ran through",
+        session_over.elapsed()
+    );
 }

@@ -1,7 +1,8 @@
 //! The rendezvous's bookkeeping under any sequence of connections,
 //! messages (valid or not for the sender's role), departures, directory
 //! changes and time: never a panic, never a message to a connection that
-//! is not there, the bounds of the limits held.
+//! is not there, the bounds of the limits held, a path answer only to a
+//! side that asked for one.
 #![no_main]
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
 use lifebuoy::rendezvous::directory::Directory;
 use lifebuoy::rendezvous::registry::{Action, Registry, RegistryLimits, Who};
-use lifebuoy_proto::rendezvous::ToRendezvous;
+use lifebuoy_proto::rendezvous::{FromRendezvous, ToRendezvous};
 use lifebuoy_proto::Fingerprint;
 
 #[derive(arbitrary::Arbitrary, Debug)]
@@ -18,6 +19,7 @@ enum Op {
     Connect { conn: u8, viewer: bool, key: u8, from: u8 },
     Message { conn: u8, msg: ToRendezvous },
     Disconnect { conn: u8 },
+    Moved { conn: u8, port: u16 },
     Later { ms: u32 },
     Staff { keys: Vec<u8> },
 }
@@ -44,6 +46,8 @@ fuzz_target!(|ops: Vec<Op>| {
     });
     let mut r = Registry::new(directory(&[0, 1, 2]), 5510, new_token, limits);
     let mut live: HashSet<u64> = HashSet::new();
+    // Sides that asked where their peer is (only they may be told).
+    let mut asked: HashSet<u64> = HashSet::new();
     for op in ops {
         let actions = match op {
             Op::Connect { conn, viewer, key, from } => {
@@ -62,10 +66,20 @@ fuzz_target!(|ops: Vec<Op>| {
                     Err(_) => continue,
                 }
             }
-            Op::Message { conn, msg } => r.message(now, u64::from(conn % 16), msg, Duration::from_millis(5)),
+            Op::Message { conn, msg } => {
+                if matches!(msg, ToRendezvous::PathLost) && live.contains(&u64::from(conn % 16)) {
+                    asked.insert(u64::from(conn % 16));
+                }
+                r.message(now, u64::from(conn % 16), msg, Duration::from_millis(5))
+            }
+            Op::Moved { conn, port } => {
+                let at = SocketAddr::from(([198, 51, 100, conn % 4], port));
+                r.seen_at(now, u64::from(conn % 16), at)
+            }
             Op::Disconnect { conn } => {
                 let conn = u64::from(conn % 16);
                 live.remove(&conn);
+                asked.remove(&conn);
                 r.disconnect(conn)
             }
             Op::Later { ms } => {
@@ -81,10 +95,14 @@ fuzz_target!(|ops: Vec<Op>| {
                 }
                 Action::AllowRelay { .. } => {}
             }
+            if let Action::Send(conn, FromRendezvous::Repunch { .. }) = action {
+                assert!(asked.contains(conn), "a path answer to {conn}, which never asked");
+            }
         }
         for action in actions {
             if let Action::Close(conn, _, _) = action {
                 live.remove(&conn);
+                asked.remove(&conn);
             }
         }
         assert!(r.connections() <= 16);
