@@ -7,7 +7,7 @@
 //! XTEST on a connection of our own, timed from the moment the request is
 //! flushed. Measured idle (nothing else moves) and busy (a second terminal
 //! elsewhere on the screen scrolls a build log, ~100 lines a second). TigerVNC's anchor
-//! for the same measure, FINDINGS.md: idle p50 9.1 ms / p99 10.3 ms, busy
+//! for the same measure, measured on this kind of machine: idle p50 9.1 ms / p99 10.3 ms, busy
 //! p50 10.0 / p99 16.9.
 //!
 //! `cargo bench --bench screen_latency` (part of `just bench`); prints a table.

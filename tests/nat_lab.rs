@@ -81,6 +81,14 @@ impl Lab {
         }
     }
 
+    /// The agent on hosta asking Anna, with `env` and its last argument
+    /// `end` (how it ends: `--end-after-connect`, `--allow`).
+    fn agent(&self, env: &[(&str, &str)], rv_pin: &str, end: &str) -> Command {
+        let mut agent = self.command("hosta", env);
+        agent.args(["agent", "--rendezvous", RENDEZVOUS, "--rendezvous-pin", rv_pin, "--staff", "Anna", end]);
+        agent
+    }
+
     /// Starts a process and returns its output lines as they come.
     fn spawn(&mut self, mut command: Command) -> std::sync::mpsc::Receiver<String> {
         let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
@@ -198,17 +206,8 @@ fn run_case(case: &str, viewer_env: &[(&str, &str)]) -> Outcome {
     let viewer_out = lab.spawn(viewer);
     wait_for(&viewer_out, "signed in", Duration::from_secs(10), "viewer");
 
-    let mut agent = lab.command("hosta", &[("LIFEBUOY_LOG", "warn,lifebuoy::net::punch=info")]);
-    agent.args([
-        "agent",
-        "--rendezvous",
-        RENDEZVOUS,
-        "--rendezvous-pin",
-        &rv_pin,
-        "--staff",
-        "Anna",
-        "--end-after-connect",
-    ]);
+    let agent =
+        lab.agent(&[("LIFEBUOY_LOG", "warn,lifebuoy::net::punch=info")], &rv_pin, "--end-after-connect");
     let agent_out = lab.spawn(agent);
     let (agent_line, agent_log) = wait_for_after(&agent_out, "connected:", Duration::from_secs(20), "agent");
     let viewer_line = wait_for(&viewer_out, "connected:", Duration::from_secs(20), "viewer");
@@ -388,18 +387,7 @@ fn mapping_change(nat: &str) -> (u64, u64) {
     viewer.args(["viewer", "--rendezvous", RENDEZVOUS, "--rendezvous-pin", &rv_pin, "--accept-all"]);
     let viewer_out = lab.spawn(viewer);
     wait_for(&viewer_out, "signed in", Duration::from_secs(10), "viewer");
-    let mut agent = lab.command("hosta", &log);
-    agent.args([
-        "agent",
-        "--rendezvous",
-        RENDEZVOUS,
-        "--rendezvous-pin",
-        &rv_pin,
-        "--staff",
-        "Anna",
-        "--allow",
-    ]);
-    let agent_out = lab.spawn(agent);
+    let agent_out = lab.spawn(lab.agent(&log, &rv_pin, "--allow"));
     let connected = wait_for(&agent_out, "connected:", Duration::from_secs(20), "agent");
     assert!(connected.contains("path=direct (through NAT)"), "{connected}");
     wait_for(&viewer_out, "customer allows", Duration::from_secs(20), "viewer");
@@ -445,20 +433,6 @@ fn case11_the_rendezvous_crashes_between_and_during_sessions_and_everyone_comes_
     viewer.args(["viewer", "--rendezvous", RENDEZVOUS, "--rendezvous-pin", &rv_pin, "--accept-all"]);
     let viewer_out = lab.spawn(viewer);
     wait_for(&viewer_out, "signed in", Duration::from_secs(10), "viewer");
-    let agent = |lab: &Lab, end: &str| {
-        let mut agent = lab.command("hosta", &[]);
-        agent.args([
-            "agent",
-            "--rendezvous",
-            RENDEZVOUS,
-            "--rendezvous-pin",
-            &rv_pin,
-            "--staff",
-            "Anna",
-            end,
-        ]);
-        agent
-    };
 
     // Between sessions: the technician is back by herself, and reachable.
     lab.signal("rdv", "KILL");
@@ -466,14 +440,14 @@ fn case11_the_rendezvous_crashes_between_and_during_sessions_and_everyone_comes_
     let restarted = Instant::now();
     wait_for(&viewer_out, "signed in", Duration::from_secs(10), "viewer");
     let back = restarted.elapsed();
-    let agent_out = lab.spawn(agent(&lab, "--end-after-connect"));
+    let agent_out = lab.spawn(lab.agent(&[], &rv_pin, "--end-after-connect"));
     let connected = wait_for(&agent_out, "connected:", Duration::from_secs(20), "agent");
     assert!(connected.contains("path=direct (through NAT)"), "{connected}");
     wait_for(&viewer_out, "session ended:", Duration::from_secs(10), "viewer");
 
     // During a session: the session goes on past the idle timeout; when
     // it ends the technician signs in again.
-    let agent_out = lab.spawn(agent(&lab, "--allow"));
+    let agent_out = lab.spawn(lab.agent(&[], &rv_pin, "--allow"));
     wait_for(&agent_out, "connected:", Duration::from_secs(20), "agent");
     wait_for(&viewer_out, "customer allows", Duration::from_secs(20), "viewer");
     lab.signal("rdv", "KILL");

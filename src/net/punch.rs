@@ -12,7 +12,7 @@
 //! inbound firewall answers an unexpected packet itself and keeps a
 //! conntrack entry for it; when the agent's own packet then leaves, the NAT
 //! must pick another port for it, and the viewer's NAT, opened towards the
-//! old port, drops everything (FINDINGS.md, "stale conntrack entry").
+//! old port, drops everything (docs/decisions.md, hole punching).
 //! A low TTL opens our NAT and dies on the way; the agent's wait makes sure
 //! our NAT is open before the agent's first packet arrives.
 

@@ -25,7 +25,7 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 pub fn transport_config() -> TransportConfig {
     let mut t = TransportConfig::default();
     // BBR keeps its rate under random loss, where Cubic collapses
-    // (FINDINGS.md: 42 MB/s against 0.3 MB/s at 50 ms RTT, 2 % loss).
+    // (docs/decisions.md: 42 MB/s against 0.3 MB/s at 50 ms RTT, 2 % loss).
     t.congestion_controller_factory(Arc::new(BbrConfig::default()));
     t.stream_receive_window(VarInt::from_u32(STREAM_WINDOW));
     t.receive_window(VarInt::from_u32(CONNECTION_WINDOW));

@@ -42,6 +42,22 @@ pub struct Keeper {
     pub direct: bool,
 }
 
+impl Keeper {
+    /// The keeper of `link`'s session, made on `endpoint` after `go`.
+    pub fn of(
+        link: &crate::net::punch::PeerLink,
+        endpoint: &crate::net::socket::PeerEndpoint,
+        go: &lifebuoy_proto::rendezvous::Go,
+    ) -> Keeper {
+        Keeper {
+            conn: link.session.link.connection().clone(),
+            paths: endpoint.path_handle(),
+            token: go.relay_token,
+            direct: link.path.is_direct(),
+        }
+    }
+}
+
 /// How the session's hold on the rendezvous ended.
 pub enum Kept {
     /// The session is over; the rendezvous connection is still good.

@@ -189,7 +189,7 @@ fn list_monitors(conn: &RustConnection, root: Window, width: u16, height: u16) -
             primary: m.primary,
         })
         .collect();
-    // Xvfb may report no monitor at all (FINDINGS.md): then the whole screen is one.
+    // Xvfb may report no monitor at all (measured on this kind of machine): then the whole screen is one.
     if list.is_empty() {
         return whole();
     }

@@ -6,7 +6,7 @@
 //! settles again with other content. Position-keyed on purpose: a desktop's
 //! wallpaper and still windows do not move, and uncovered wallpaper arrives
 //! in strips narrower than a tile, so a content-hash cache of whole tiles
-//! finds almost nothing (FINDINGS.md) while a per-pixel reference to the
+//! finds almost nothing (measured on this kind of machine) while a per-pixel reference to the
 //! settled tile finds the strip. Both sides run the same rule on the same
 //! sequence of updates, so they hold the same background without sending
 //! it; its size is one frame.

@@ -359,13 +359,7 @@ async fn flow(
         _ = wait_for_end(commands) => { rv.close(); return Ok(Ending::Here); }
     };
     // The server is needed again only if a NAT moves one side.
-    let keeper = Keeper {
-        conn: link.session.link.connection().clone(),
-        paths: endpoint.path_handle(),
-        token: go.relay_token,
-        direct: link.path.is_direct(),
-    };
-    let keeping = Keeping::start(keeper, rv);
+    let keeping = Keeping::start(Keeper::of(&link, &endpoint, &go), rv);
     emit(AgentEvent::Connected {
         technician: technician.name.clone(),
         fingerprint: link.session.peer.fingerprint,

@@ -352,13 +352,7 @@ async fn serve(
                     },
                 })
                 .await;
-                let keeper = Keeper {
-                    conn: link.session.link.connection().clone(),
-                    paths: endpoint.path_handle(),
-                    token: go.relay_token,
-                    direct: link.path.is_direct(),
-                };
-                let keeping = Keeping::start(keeper, rv);
+                let keeping = Keeping::start(Keeper::of(&link, endpoint, &go), rv);
                 let quit = hold(setup, link.session, screen, allowed_tx, commands, events).await;
                 // The relay may forget the pair now (the path may have been direct).
                 if let Some(relay) = relay {
