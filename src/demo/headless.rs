@@ -252,6 +252,9 @@ impl Story for ViewerEvent {
 
 /// Types the greeting and Enter; whether the customer's terminal got it.
 async fn typed(view: &SessionView, file: &Path) -> anyhow::Result<bool> {
+    // The yes travels apart from the picture; input made before it is dropped.
+    let mut allowed = view.allowed.clone();
+    within(allowed.wait_for(|yes| *yes), "the customer's yes").await?.context("the session closed")?;
     view.type_line(GREETING).map_err(|_| anyhow!("the session closed while typing"))?;
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {

@@ -40,10 +40,15 @@ pub struct ViewerOptions {
 }
 
 /// Types `text` and Enter on the customer's machine once the first picture
-/// has come (so the technician, like a person, acts on what is shown).
+/// has come (so the technician, like a person, acts on what is shown) and
+/// the customer's yes is known here: the picture and the yes travel on
+/// different streams, and input made before the yes arrives is dropped.
 async fn type_when_shown(view: SessionView, text: String) {
-    let mut image = view.screen.image.clone();
-    if image.wait_for(|f| f.is_some()).await.is_err() || view.type_line(&text).is_err() {
+    let (mut image, mut allowed) = (view.screen.image.clone(), view.allowed.clone());
+    if image.wait_for(|f| f.is_some()).await.is_err()
+        || allowed.wait_for(|yes| *yes).await.is_err()
+        || view.type_line(&text).is_err()
+    {
         return;
     }
     say!("typed {text:?}");
