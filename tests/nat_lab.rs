@@ -211,7 +211,9 @@ fn run_case(case: &str, viewer_env: &[(&str, &str)]) -> Outcome {
     let agent_out = lab.spawn(agent);
     let (agent_line, agent_log) = wait_for_after(&agent_out, "connected:", Duration::from_secs(20), "agent");
     let viewer_line = wait_for(&viewer_out, "connected:", Duration::from_secs(20), "viewer");
-    let viewer_end = wait_for(&viewer_out, "session ended:", Duration::from_secs(10), "viewer");
+    // The technician learns at once that the customer ended the session
+    // (not after the idle timeout), through the relay too.
+    let viewer_end = wait_for(&viewer_out, "session ended:", Duration::from_secs(2), "viewer");
     Outcome { agent: agent_line, agent_log, viewer: viewer_line, viewer_end }
 }
 
@@ -311,6 +313,27 @@ fn case10_a_technician_behind_two_nats_connects_directly_without_settings() {
     let outcome = run_case("double-b", &[]);
     assert_path(&outcome, "direct (through NAT)");
     eprintln!("{}", outcome.agent);
+}
+
+#[test]
+fn case12_a_customer_behind_two_nats_connects_directly_without_settings() {
+    let outcome = run_case("double-a", &[]);
+    assert_path(&outcome, "direct (through NAT)");
+    eprintln!("{}", outcome.agent);
+}
+
+#[test]
+fn case13_two_homes_behind_one_hairpinning_carrier_nat_connect_directly() {
+    let outcome = run_case("hairpin-loopback", &[]);
+    assert_path(&outcome, "direct (through NAT)");
+    eprintln!("{}", outcome.agent);
+}
+
+#[test]
+fn case14_two_homes_behind_one_carrier_nat_without_loopback_go_through_the_relay() {
+    let outcome = run_case("hairpin", &[]);
+    assert_path(&outcome, "relay (UDP)");
+    eprintln!("{} / {}", outcome.agent, relay_reason(&outcome));
 }
 
 #[test]

@@ -74,6 +74,25 @@ impl Ending {
     }
 }
 
+impl Ending {
+    /// How a session ends once the peer's control stream is over. After
+    /// the peer's End this side closes the connection itself rather than
+    /// wait for the peer's close, which may never come (the relay can
+    /// forget the pair before it forwarded the close).
+    pub async fn after_control(
+        peer: Option<lifebuoy_proto::control::EndReason>,
+        link: &crate::session::Link,
+    ) -> Ending {
+        match peer {
+            Some(reason) => {
+                link.close(lifebuoy_proto::close::CloseCode::Ended, reason.name());
+                Ending::ByPeer(reason)
+            }
+            None => Ending::after(None, link.closed().await),
+        }
+    }
+}
+
 impl std::fmt::Display for Ending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

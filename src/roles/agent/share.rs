@@ -45,7 +45,7 @@ pub(super) async fn consent(mut session: Session, commands: &mut mpsc::Receiver<
                 Ok(Some(Control::End { reason })) => peer_end = Some(reason),
                 // Nothing else means anything before the customer's yes.
                 Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break Answer::Gone(Ending::after(peer_end, session.link.closed().await)),
+                Ok(None) | Err(_) => break Answer::Gone(Ending::after_control(peer_end, &session.link).await),
             },
             why = session.link.closed() => break Answer::Gone(Ending::after(peer_end, why)),
             command = commands.recv() => match command {
@@ -159,7 +159,7 @@ pub(super) async fn hold(
                 Ok(Some(Control::Permissions(p))) => files.set_peer_takes(p.files),
                 Ok(Some(_)) => {}
                 // The control stream is gone: the session is ending.
-                Ok(None) | Err(_) => break Ending::after(peer_end, session.link.closed().await),
+                Ok(None) | Err(_) => break Ending::after_control(peer_end, &session.link).await,
             },
             Some(text) = copied.recv() => {
                 // What the customer copies is theirs unless they share it.

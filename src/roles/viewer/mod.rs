@@ -420,7 +420,7 @@ async fn hold(
                 Ok(Some(Control::Clipboard { text })) => { emit(ViewerEvent::Clipboard(text)).await; }
                 Ok(Some(Control::End { reason })) => peer_end = Some(reason),
                 Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break (Ending::after(peer_end, session.link.closed().await), false),
+                Ok(None) | Err(_) => break (Ending::after_control(peer_end, &session.link).await, false),
             },
             command = commands.recv() => match command {
                 Some(ViewerCommand::SelectMonitor(id)) => {
