@@ -1,6 +1,6 @@
 //! Datagrams lifebuoy sends beside QUIC on the same UDP socket: hole-punch
-//! probes, relay binding and release, and the relay's word that no direct
-//! path will open.
+//! probes, relay binding and release, and the relay's word on direct paths
+//! (none will open; or one side must be found by probing many ports).
 //!
 //! They begin with a zero byte. A QUIC packet always has the fixed bit
 //! (0x40) of its first byte set unless both ends agreed to grease it, and
@@ -8,14 +8,14 @@
 //! The layout is fixed (no varints) and small:
 //!
 //! ```text
-//! 0x00 'L' 'B' 'Y' | kind (1) | token (16) | [side (1), bind only]
+//! 0x00 'L' 'B' 'Y' | kind (1) | token (16) | [side (1), bind and probe-wide only]
 //! ```
 
 /// The four bytes every lifebuoy datagram starts with.
 pub const MAGIC: [u8; 4] = [0x00, b'L', b'B', b'Y'];
 /// Length of a punch, bound or no-direct-path datagram.
 pub const SHORT_LEN: usize = 21;
-/// Length of a bind datagram.
+/// Length of a bind or probe-wide datagram.
 pub const BIND_LEN: usize = 22;
 
 /// Which end of a peer connection a relay binding is for.
@@ -25,6 +25,23 @@ pub enum RelaySide {
     Client,
     /// The QUIC server (the viewer).
     Server,
+}
+
+impl RelaySide {
+    fn byte(self) -> u8 {
+        match self {
+            RelaySide::Client => 0,
+            RelaySide::Server => 1,
+        }
+    }
+
+    fn from_byte(byte: u8) -> Result<RelaySide, NotADatagram> {
+        match byte {
+            0 => Ok(RelaySide::Client),
+            1 => Ok(RelaySide::Server),
+            _ => Err(NotADatagram),
+        }
+    }
 }
 
 /// A non-QUIC datagram.
@@ -56,6 +73,17 @@ pub enum Datagram {
         /// The bound pair's token.
         token: [u8; 16],
     },
+    /// From the relay to both ends, before [`Datagram::RelayBound`]: the
+    /// NAT of `symmetric` alone maps each destination to its own port. That
+    /// side opens many ports towards the other; the other probes random
+    /// ports of its address until one meets an open one (the birthday
+    /// paradox), for a bounded time before the relay.
+    ProbeWide {
+        /// The bound pair's token.
+        token: [u8; 16],
+        /// The side whose NAT maps per destination.
+        symmetric: RelaySide,
+    },
     /// To the relay, from a bound end whose session is over: forget the
     /// pair now rather than when it has idled out.
     RelayRelease {
@@ -86,10 +114,12 @@ impl Datagram {
             Datagram::RelayBind { token, side } => {
                 out.push(2);
                 out.extend_from_slice(token);
-                out.push(match side {
-                    RelaySide::Client => 0,
-                    RelaySide::Server => 1,
-                });
+                out.push(side.byte());
+            }
+            Datagram::ProbeWide { token, symmetric } => {
+                out.push(6);
+                out.extend_from_slice(token);
+                out.push(symmetric.byte());
             }
             Datagram::RelayBound { token } => {
                 out.push(3);
@@ -116,11 +146,8 @@ impl Datagram {
         token.copy_from_slice(&bytes[5..21]);
         match (bytes[4], bytes.len()) {
             (1, SHORT_LEN) => Ok(Datagram::Punch { token }),
-            (2, BIND_LEN) => match bytes[21] {
-                0 => Ok(Datagram::RelayBind { token, side: RelaySide::Client }),
-                1 => Ok(Datagram::RelayBind { token, side: RelaySide::Server }),
-                _ => Err(NotADatagram),
-            },
+            (2, BIND_LEN) => Ok(Datagram::RelayBind { token, side: RelaySide::from_byte(bytes[21])? }),
+            (6, BIND_LEN) => Ok(Datagram::ProbeWide { token, symmetric: RelaySide::from_byte(bytes[21])? }),
             (3, SHORT_LEN) => Ok(Datagram::RelayBound { token }),
             (4, SHORT_LEN) => Ok(Datagram::NoDirectPath { token }),
             (5, SHORT_LEN) => Ok(Datagram::RelayRelease { token }),
@@ -142,6 +169,8 @@ mod tests {
             Datagram::RelayBound { token: [4; 16] },
             Datagram::NoDirectPath { token: [5; 16] },
             Datagram::RelayRelease { token: [6; 16] },
+            Datagram::ProbeWide { token: [7; 16], symmetric: RelaySide::Client },
+            Datagram::ProbeWide { token: [8; 16], symmetric: RelaySide::Server },
         ] {
             let wire = d.encode();
             assert!(is_lifebuoy(wire[0]));

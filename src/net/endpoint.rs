@@ -31,7 +31,7 @@ pub fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
-fn raise_buffers(socket: &Socket) {
+pub(crate) fn raise_buffers(socket: &Socket) {
     // Best effort: a smaller buffer costs throughput, not correctness. As
     // root (or with CAP_NET_ADMIN) Linux lets us pass net.core.rmem_max.
     #[cfg(target_os = "linux")]

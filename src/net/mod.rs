@@ -1,5 +1,6 @@
 //! Networking: identities, pinned TLS, QUIC transport settings, endpoints.
 
+pub mod birthday;
 pub mod candidates;
 pub mod endpoint;
 pub mod identity;

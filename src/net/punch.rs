@@ -25,6 +25,7 @@ use lifebuoy_proto::rendezvous::{CandidateKind, Go};
 use lifebuoy_proto::Role;
 use tokio::task::JoinSet;
 
+use super::birthday;
 use super::socket::PeerEndpoint;
 use crate::session::{LocalSide, NonceGate, Session, SessionError};
 
@@ -42,7 +43,7 @@ pub const PROBE_RAISE_AFTER: Duration = Duration::from_millis(250);
 pub const PROBE_RAISE_EVERY: Duration = Duration::from_millis(50);
 
 /// The probes' TTL `elapsed` into the punch (`fixed` by the environment).
-fn probe_ttl(elapsed: Duration, fixed: Option<u8>) -> u8 {
+pub(crate) fn probe_ttl(elapsed: Duration, fixed: Option<u8>) -> u8 {
     if let Some(ttl) = fixed {
         return ttl;
     }
@@ -75,6 +76,9 @@ pub enum Path {
     DirectLan,
     /// Directly, through the NATs.
     DirectPunched,
+    /// Directly, through the NATs, one of them symmetric: found by probing
+    /// many ports (`net::birthday`).
+    DirectWide,
     /// Through the relay, over UDP.
     RelayUdp,
     /// Through the relay, tunnelled over TCP.
@@ -84,6 +88,12 @@ pub enum Path {
 impl Path {
     /// Straight between the two sides, no relay.
     pub fn is_direct(self) -> bool {
+        matches!(self, Path::DirectLan | Path::DirectPunched | Path::DirectWide)
+    }
+
+    /// Whether the rendezvous knows the ports this path runs between, so
+    /// the sides can punch it again when a NAT moves one of them.
+    pub fn can_repunch(self) -> bool {
         matches!(self, Path::DirectLan | Path::DirectPunched)
     }
 }
@@ -93,6 +103,7 @@ impl fmt::Display for Path {
         f.write_str(match self {
             Path::DirectLan => "direct (LAN)",
             Path::DirectPunched => "direct (through NAT)",
+            Path::DirectWide => "direct (through NAT, probed wide)",
             Path::RelayUdp => "relay (UDP)",
             Path::RelayTcp => "relay (TCP)",
         })
@@ -108,6 +119,9 @@ pub struct PeerLink {
     pub path: Path,
     /// The address the peer's packets come from.
     pub addr: SocketAddr,
+    /// The endpoint of its own a path found by probing wide runs on
+    /// (none: the side's usual endpoint); held as long as the session.
+    pub endpoint: Option<std::sync::Arc<PeerEndpoint>>,
 }
 
 impl PeerLink {
@@ -161,40 +175,71 @@ fn path_of(endpoint: &PeerEndpoint, go: &Go, addr: SocketAddr, relay: Option<Soc
     }
 }
 
+/// What the relay said of direct paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Word {
+    /// None can open: a NAT maps each destination to its own port.
+    NoDirect,
+    /// One side's NAT does (the `RelaySide`): probe wide.
+    ProbeWide(RelaySide),
+}
+
+/// The relay's word on direct paths in `datagram`, if it is one.
+fn word_in(datagram: Datagram, token: [u8; 16]) -> Option<Word> {
+    match datagram {
+        Datagram::NoDirectPath { token: t } if t == token => Some(Word::NoDirect),
+        Datagram::ProbeWide { token: t, symmetric } if t == token => Some(Word::ProbeWide(symmetric)),
+        _ => None,
+    }
+}
+
 /// Tells the relay which end we are until it confirms the pairing;
-/// returns whether it said no direct path can open (it says so just
-/// before it says bound).
-async fn bind_relay(endpoint: &PeerEndpoint, relay: SocketAddr, token: [u8; 16], side: RelaySide) -> bool {
+/// returns what it said of direct paths by then (it says it just before
+/// it says bound).
+async fn bind_relay(
+    endpoint: &PeerEndpoint,
+    relay: SocketAddr,
+    token: [u8; 16],
+    side: RelaySide,
+) -> Option<Word> {
     let bind = Datagram::RelayBind { token, side };
     let mut tick = tokio::time::interval(BIND_EVERY);
-    let mut no_direct = false;
+    let mut word = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 let _ = endpoint.send(relay, &bind, None);
             }
             got = endpoint.recv() => match got {
-                Some((from, Datagram::RelayBound { token: t })) if from == relay && t == token => return no_direct,
-                Some((from, Datagram::NoDirectPath { token: t })) if from == relay && t == token => no_direct = true,
+                Some((from, Datagram::RelayBound { token: t })) if from == relay && t == token => return word,
+                Some((from, d)) if from == relay => word = word_in(d, token).or(word),
                 Some(_) => {}
-                None => return no_direct,
+                None => return word,
             },
         }
     }
 }
 
-/// Returns when the relay says no direct path can open: its word came
-/// after the bound (overtaken), or only a repeat of it arrived (the relay
-/// repeats it with every bind the viewer sends until the viewer is bound).
-async fn relay_says_no_direct_path(endpoint: &PeerEndpoint, relay: SocketAddr, token: [u8; 16]) {
+/// Returns the relay's word on direct paths once it comes: it came after
+/// the bound (overtaken), or only a repeat of it arrived (the relay
+/// repeats it with every bind the other end sends until that end is
+/// bound). Never returns when punching can work.
+async fn relay_word(endpoint: &PeerEndpoint, relay: SocketAddr, token: [u8; 16]) -> Word {
     loop {
         match endpoint.recv().await {
-            Some((from, Datagram::NoDirectPath { token: t })) if from == relay && t == token => return,
+            Some((from, d)) if from == relay => {
+                if let Some(word) = word_in(d, token) {
+                    return word;
+                }
+            }
             Some(_) => {}
             None => std::future::pending().await,
         }
     }
 }
+
+/// Gives probing wide this long from the start of the punch before the relay.
+pub const WIDE_DEADLINE: Duration = Duration::from_millis(2500);
 
 async fn as_client(
     endpoint: &PeerEndpoint,
@@ -219,26 +264,53 @@ async fn as_client(
     let relay_attempt = async {
         let Some(relay) = relay else { return std::future::pending().await };
         // Bound early, so the fallback costs one handshake, not a pairing too.
-        const NO_DIRECT: &str = "a NAT maps each destination to its own port, no direct path";
-        let why = if bind_relay(endpoint, relay, go.relay_token, RelaySide::Client).await {
-            NO_DIRECT
-        } else if endpoint.is_tunnel() {
-            "UDP is blocked here"
-        } else {
-            tokio::select! {
-                _ = tokio::time::sleep_until((started + DIRECT_DEADLINE).into()) => "no direct path after 1 s",
-                _ = relay_says_no_direct_path(endpoint, relay, go.relay_token) => NO_DIRECT,
+        let mut word = bind_relay(endpoint, relay, go.relay_token, RelaySide::Client).await;
+        if word.is_none() && !endpoint.is_tunnel() {
+            word = tokio::select! {
+                _ = tokio::time::sleep_until((started + DIRECT_DEADLINE).into()) => None,
+                word = relay_word(endpoint, relay, go.relay_token) => Some(word),
+            };
+        }
+        let why = match word {
+            Some(Word::ProbeWide(symmetric)) => {
+                let wide = async {
+                    match symmetric {
+                        RelaySide::Client => birthday::connect(local, go).await,
+                        RelaySide::Server => birthday::connect_to_found(endpoint, local, go).await,
+                    }
+                };
+                match tokio::time::timeout_at((started + WIDE_DEADLINE).into(), wide).await {
+                    Ok(Ok(link)) => return (link.addr, Ok(link)),
+                    Ok(Err(e)) => tracing::debug!("probing wide failed: {e}"),
+                    Err(_) => {}
+                }
+                "probing wide found no path"
             }
+            Some(Word::NoDirect) => "a NAT maps each destination to its own port, no direct path",
+            None if endpoint.is_tunnel() => "UDP is blocked here",
+            None => "no direct path after 1 s",
         };
         tracing::info!("{why}: trying the relay {relay}");
-        (relay, Session::connect(&endpoint.quic, relay, local, go.peer).await)
+        let session = Session::connect(&endpoint.quic, relay, local, go.peer).await;
+        (
+            relay,
+            session.map(|session| PeerLink {
+                session,
+                path: path_of(endpoint, go, relay, Some(relay)),
+                addr: relay,
+                endpoint: None,
+            }),
+        )
     };
     tokio::pin!(relay_attempt);
     let mut relay_pending = relay.is_some();
     loop {
         let (addr, result) = tokio::select! {
             joined = attempts.join_next(), if !attempts.is_empty() => match joined {
-                Some(Ok(r)) => r,
+                Some(Ok((addr, result))) => {
+                    let path = path_of(endpoint, go, addr, relay);
+                    (addr, result.map(|session| PeerLink { session, path, addr, endpoint: None }))
+                }
                 _ => continue,
             },
             r = &mut relay_attempt, if relay_pending => {
@@ -249,11 +321,10 @@ async fn as_client(
             else => return Err(SessionError::NoPath),
         };
         match result {
-            Ok(session) => {
+            Ok(link) => {
                 attempts.abort_all();
-                let path = path_of(endpoint, go, addr, relay);
-                tracing::info!(%addr, %path, "connected to the technician");
-                return Ok(PeerLink { session, path, addr });
+                tracing::info!(%addr, path = %link.path, "connected to the technician");
+                return Ok(link);
             }
             Err(e) => {
                 // A candidate can be wrong in any way (another machine with
@@ -266,6 +337,14 @@ async fn as_client(
             }
         }
     }
+}
+
+/// Awaits the future in `slot`, if there is one; then empties the slot.
+async fn in_slot<F: std::future::Future + Unpin>(slot: &mut Option<F>) -> F::Output {
+    let Some(future) = slot.as_mut() else { return std::future::pending().await };
+    let out = future.await;
+    *slot = None;
+    out
 }
 
 async fn as_server(
@@ -297,14 +376,21 @@ async fn as_server(
         }
         std::future::pending::<()>().await
     };
-    let relay_bind = async {
+    let relay_word = async {
         let Some(relay) = relay else { return std::future::pending().await };
-        // Only the client acts on "no direct path": it is the one that waits.
-        let _ = bind_relay(endpoint, relay, go.relay_token, RelaySide::Server).await;
-        std::future::pending::<()>().await
+        match bind_relay(endpoint, relay, go.relay_token, RelaySide::Server).await {
+            Some(word) => word,
+            None => relay_word(endpoint, relay, go.relay_token).await,
+        }
     };
+    // Probing wide, once the relay says one side is symmetric: this side's
+    // ports (it is the symmetric one), or the agent's (this side probes).
+    type Wide<'a, T> = Option<std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>>;
+    let mut wide_ports: Wide<'_, Result<PeerLink, SessionError>> = None;
+    let mut wide_probes: Wide<'_, ()> = None;
+    let mut heard = false;
     let mut handshakes = JoinSet::new();
-    tokio::pin!(probe, relay_bind);
+    tokio::pin!(probe, relay_word);
     loop {
         tokio::select! {
             incoming = window.next() => {
@@ -320,18 +406,44 @@ async fn as_server(
                 match result {
                     Ok(session) => {
                         handshakes.abort_all();
-                        let path = path_of(endpoint, go, addr, relay);
+                        let path = match path_of(endpoint, go, addr, relay) {
+                            // From a port the rendezvous never saw: found by probing wide.
+                            Path::DirectPunched if !is_candidate(go, addr) => Path::DirectWide,
+                            path => path,
+                        };
                         tracing::info!(%addr, %path, "connected to the customer");
-                        return Ok(PeerLink { session, path, addr });
+                        return Ok(PeerLink { session, path, addr, endpoint: None });
                     }
                     // Someone else knocking (a scan, a stale attempt): keep waiting.
                     Err(e) => tracing::debug!(%addr, "refused an incoming connection: {e}"),
                 }
             }
+            link = in_slot(&mut wide_ports) => match link {
+                Ok(link) => {
+                    tracing::info!(addr = %link.addr, path = %link.path, "connected to the customer");
+                    return Ok(link);
+                }
+                Err(e) => tracing::debug!("probing wide failed: {e}"),
+            },
+            () = in_slot(&mut wide_probes) => {}
+            word = &mut relay_word, if !heard => {
+                heard = true;
+                match word {
+                    Word::ProbeWide(RelaySide::Server) => {
+                        wide_ports = Some(Box::pin(birthday::accept(local, go, &nonces)));
+                    }
+                    Word::ProbeWide(RelaySide::Client) => wide_probes = Some(Box::pin(birthday::probe(endpoint, go))),
+                    // The agent acts on it: it takes the relay.
+                    Word::NoDirect => {}
+                }
+            }
             _ = &mut probe => {}
-            _ = &mut relay_bind => {}
         }
     }
+}
+
+fn is_candidate(go: &Go, addr: SocketAddr) -> bool {
+    go.peer_candidates.iter().any(|c| SocketAddr::from(c.addr) == addr)
 }
 
 #[cfg(test)]

@@ -214,8 +214,18 @@ impl PeerEndpoint {
         identity: &Identity,
         accepting: Accepting,
     ) -> Result<PeerEndpoint, EndpointError> {
+        let std_socket = bind_udp(addr).map_err(|source| EndpointError::Bind { addr, source })?;
+        Self::on_socket(std_socket, identity, accepting)
+    }
+
+    /// An endpoint on a socket already bound (non-blocking), as `bind`.
+    pub fn on_socket(
+        std_socket: std::net::UdpSocket,
+        identity: &Identity,
+        accepting: Accepting,
+    ) -> Result<PeerEndpoint, EndpointError> {
+        let addr = std_socket.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let bind_err = |source| EndpointError::Bind { addr, source };
-        let std_socket = bind_udp(addr).map_err(bind_err)?;
         let raw = socket2::Socket::from(std_socket.try_clone().map_err(bind_err)?);
         let inner = quinn::Runtime::wrap_udp_socket(&quinn::TokioRuntime, std_socket).map_err(bind_err)?;
         let (tx, rx) = mpsc::channel(CONTROL_QUEUE);

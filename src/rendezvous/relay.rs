@@ -12,8 +12,10 @@
 //! Binding also shows whether punching can work at all: the rendezvous
 //! tells the relay where it saw each end, and an end whose binding comes
 //! from another address has a NAT that maps each destination to a port of
-//! its own. The address its peer was given is then useless, and the client
-//! is told to take the relay at once ([`Datagram::NoDirectPath`]).
+//! its own. The address its peer was given is then useless: with one such
+//! end both are told to probe many ports ([`Datagram::ProbeWide`]), with
+//! two the client is told to take the relay at once
+//! ([`Datagram::NoDirectPath`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -78,6 +80,30 @@ fn remapped(leg: Leg, observed: SocketAddr) -> bool {
     match leg {
         Leg::Udp(addr) => canonical(addr) != canonical(observed),
         Leg::Tcp { .. } => false,
+    }
+}
+
+/// What the ends' bindings tell of a direct path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Direct {
+    /// Both NATs kept the mapping the rendezvous saw: punching can work.
+    Punch,
+    /// Both map per destination, or one does and the other end is in the
+    /// TCP tunnel (it cannot send UDP at all): only the relay.
+    Nowhere,
+    /// Only this end's NAT maps per destination: probing many ports can
+    /// still find a path.
+    ProbeWide(RelaySide),
+}
+
+fn direct_paths(client: Leg, server: Leg, observed: Observed) -> Direct {
+    let tunnel = matches!(client, Leg::Tcp { .. }) || matches!(server, Leg::Tcp { .. });
+    match (remapped(client, observed.client), remapped(server, observed.server)) {
+        (false, false) => Direct::Punch,
+        (true, true) => Direct::Nowhere,
+        _ if tunnel => Direct::Nowhere,
+        (true, false) => Direct::ProbeWide(RelaySide::Client),
+        (false, true) => Direct::ProbeWide(RelaySide::Server),
     }
 }
 
@@ -173,10 +199,15 @@ impl Pairings {
         self.routes.insert(client, (server, token));
         self.routes.insert(server, (client, token));
         let bound = Datagram::RelayBound { token };
-        let mut reply = Vec::with_capacity(3);
-        if remapped(client, pair.observed.client) || remapped(server, pair.observed.server) {
-            // Before the bound, so a client that has it stops waiting.
-            reply.push((client, Datagram::NoDirectPath { token }));
+        let mut reply = Vec::with_capacity(4);
+        // Before the bound, so a client that has it stops waiting.
+        match direct_paths(client, server, pair.observed) {
+            Direct::Punch => {}
+            Direct::Nowhere => reply.push((client, Datagram::NoDirectPath { token })),
+            Direct::ProbeWide(symmetric) => {
+                let wide = Datagram::ProbeWide { token, symmetric };
+                reply.extend([(client, wide), (server, wide)]);
+            }
         }
         reply.extend([(client, bound), (server, bound)]);
         Forward::Reply(reply)
@@ -310,24 +341,37 @@ mod tests {
     }
 
     #[test]
-    fn an_end_bound_from_another_port_than_the_rendezvous_saw_means_no_direct_path() {
+    fn ends_bound_from_other_ports_than_the_rendezvous_saw_mean_probing_wide_or_no_direct_path() {
         let now = Instant::now();
         let mut p = Pairings::default();
         let (agent, viewer) = (addr("198.51.100.2:40000"), addr("203.0.113.7:5000"));
         let bound = |t: u8| Datagram::RelayBound { token: [t; 16] };
         let none = |t: u8| Datagram::NoDirectPath { token: [t; 16] };
-        // Each end's NAT in turn gave the relay another port.
-        for (token, observed) in
-            [(1, seen(addr("198.51.100.2:39999"), viewer)), (2, seen(agent, addr("203.0.113.7:5001")))]
-        {
+        let wide = |t: u8, symmetric| Datagram::ProbeWide { token: [t; 16], symmetric };
+        // Each end's NAT in turn gave the relay another port: both probe wide.
+        for (token, observed, symmetric) in [
+            (1, seen(addr("198.51.100.2:39999"), viewer), RelaySide::Client),
+            (2, seen(agent, addr("203.0.113.7:5001")), RelaySide::Server),
+        ] {
             p.allow([token; 16], now + Duration::from_secs(60), observed);
             p.on_datagram(now, agent, &bind(token, RelaySide::Client));
-            assert_eq!(
-                p.on_datagram(now, viewer, &bind(token, RelaySide::Server)),
-                Forward::Reply(vec![(agent, none(token)), (agent, bound(token)), (viewer, bound(token))]),
-                "token {token}"
-            );
+            let expected = vec![
+                (agent, wide(token, symmetric)),
+                (viewer, wide(token, symmetric)),
+                (agent, bound(token)),
+                (viewer, bound(token)),
+            ];
+            assert_eq!(p.on_datagram(now, viewer, &bind(token, RelaySide::Server)), Forward::Reply(expected));
+            p.release(agent, [token; 16]);
         }
+        // Both did: no direct path at all.
+        p.allow([3; 16], now + Duration::from_secs(60), seen(addr("198.51.100.2:1"), addr("203.0.113.7:1")));
+        p.on_datagram(now, agent, &bind(3, RelaySide::Client));
+        assert_eq!(
+            p.on_datagram(now, viewer, &bind(3, RelaySide::Server)),
+            Forward::Reply(vec![(agent, none(3)), (agent, bound(3)), (viewer, bound(3))])
+        );
+        p.release(agent, [3; 16]);
         // Seen the same, one of them as an IPv4-mapped IPv6 address: punching may work.
         let mapped = Observed {
             client: "[::ffff:198.51.100.2]:40000".parse().unwrap(),
@@ -351,6 +395,17 @@ mod tests {
         assert_eq!(
             p.on_datagram(now, viewer, &bind(5, RelaySide::Server)),
             Forward::Reply(vec![(tunnel, bound(5)), (viewer, bound(5))])
+        );
+        // Against a tunnel end, which sends no UDP, probing cannot help.
+        p.allow(
+            [6; 16],
+            now + Duration::from_secs(60),
+            Observed { client: proxy, server: "203.0.113.7:5001".parse().unwrap() },
+        );
+        p.on_datagram(now, tunnel, &bind(6, RelaySide::Client));
+        assert_eq!(
+            p.on_datagram(now, viewer, &bind(6, RelaySide::Server)),
+            Forward::Reply(vec![(tunnel, none(6)), (tunnel, bound(6)), (viewer, bound(6))])
         );
     }
 

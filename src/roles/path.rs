@@ -37,9 +37,13 @@ pub struct Keeper {
     pub paths: Option<PathHandle>,
     /// Sent in the probes, so the peer's endpoint knows them for its own.
     pub token: [u8; 16],
-    /// Whether the session runs directly (a relayed one has no direct
-    /// path to find again).
+    /// Whether the session runs directly on ports the rendezvous knows (a
+    /// relayed one has no direct path to find again, one found by probing
+    /// wide none the rendezvous could tell).
     pub direct: bool,
+    /// The endpoint of the session's own, if it has one (probed wide):
+    /// held until the session is over and its close is sent.
+    pub own: Option<std::sync::Arc<crate::net::socket::PeerEndpoint>>,
 }
 
 impl Keeper {
@@ -51,9 +55,10 @@ impl Keeper {
     ) -> Keeper {
         Keeper {
             conn: link.session.link.connection().clone(),
-            paths: endpoint.path_handle(),
+            paths: link.endpoint.as_deref().unwrap_or(endpoint).path_handle(),
             token: go.relay_token,
-            direct: link.path.is_direct(),
+            direct: link.path.can_repunch(),
+            own: link.endpoint.clone(),
         }
     }
 }
@@ -127,6 +132,10 @@ impl Keeper {
         }
         if let Some(paths) = &self.paths {
             paths.forget(self.conn.remote_address());
+        }
+        if let Some(own) = &self.own {
+            // The session's close must still leave, on its own socket.
+            let _ = tokio::time::timeout(Duration::from_secs(2), own.quic.wait_idle()).await;
         }
         Kept::Over(rv)
     }
