@@ -415,6 +415,27 @@ fn gap_ms(line: &str) -> u64 {
 /// mappings and maps anew from another port: the sides ask the
 /// rendezvous, probe, and the session goes on. Returns both sides' gaps.
 fn mapping_change(nat: &str) -> (u64, u64) {
+    let (agent, viewer) = path_change(nat, "");
+    for log in [&agent, &viewer] {
+        assert!(!log.iter().any(|l| l.contains("to the relay")), "re-punched, not relayed: {log:?}");
+    }
+    (gap_ms(agent.last().unwrap()), gap_ms(viewer.last().unwrap()))
+}
+
+/// As `mapping_change`, and the NAT maps per destination from then on:
+/// re-punching fails, and both sides move the session to the relay.
+fn mapping_change_to_symmetric(nat: &str) -> (u64, u64) {
+    let (agent, viewer) = path_change(nat, "sym");
+    for log in [&agent, &viewer] {
+        assert!(log.iter().any(|l| l.contains("moving the session to the relay")), "{log:?}");
+    }
+    (gap_ms(agent.last().unwrap()), gap_ms(viewer.last().unwrap()))
+}
+
+/// A session in case 1 in which `nat` is remapped (`lab/natlab remap`,
+/// with `how`); both sides' log lines up to "the path is back", and the
+/// session is shown to carry the customer's end after the idle timeout.
+fn path_change(nat: &str, how: &str) -> (Vec<String>, Vec<String>) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut lab = Lab::up("eim-fw");
     let tech = lab.key("tech", false);
@@ -430,20 +451,22 @@ fn mapping_change(nat: &str) -> (u64, u64) {
     assert!(connected.contains("path=direct (through NAT)"), "{connected}");
     wait_for(&viewer_out, "customer allows", Duration::from_secs(20), "viewer");
 
-    let status = Command::new(natlab()).args(["remap", &lab.prefix, nat]).status().unwrap();
+    let status = Command::new(natlab()).args(["remap", &lab.prefix, nat, how]).status().unwrap();
     assert!(status.success(), "remapping {nat}");
-    let (agent_back, _) =
+    let (agent_back, mut agent_log) =
         wait_for_containing(&agent_out, "the path is back", Duration::from_secs(8), "agent");
-    let (viewer_back, before) =
+    let (viewer_back, mut viewer_log) =
         wait_for_containing(&viewer_out, "the path is back", Duration::from_secs(8), "viewer");
-    assert!(!before.iter().any(|l| l.starts_with("session ended")), "{before:?}");
+    assert!(!viewer_log.iter().any(|l| l.starts_with("session ended")), "{viewer_log:?}");
+    agent_log.push(agent_back);
+    viewer_log.push(viewer_back);
 
     // Past the idle timeout, the session still carries the customer's end.
     std::thread::sleep(Duration::from_secs(6));
     lab.signal("hosta", "TERM");
     let ended = wait_for(&viewer_out, "session ended:", Duration::from_secs(10), "viewer");
     assert!(ended.contains("CustomerEnded"), "the session survived the move: {ended}");
-    (gap_ms(&agent_back), gap_ms(&viewer_back))
+    (agent_log, viewer_log)
 }
 
 #[test]
@@ -458,6 +481,20 @@ fn case9_the_technicians_nat_maps_anew_mid_session_and_the_session_goes_on() {
     let (agent, viewer) = mapping_change("natb");
     eprintln!("gaps: agent {agent} ms, viewer {viewer} ms");
     assert!(agent.max(viewer) <= 3000, "agent {agent} ms, viewer {viewer} ms");
+}
+
+#[test]
+fn case15_the_agents_nat_turns_symmetric_mid_session_and_the_session_moves_to_the_relay() {
+    let (agent, viewer) = mapping_change_to_symmetric("nata");
+    eprintln!("gaps: agent {agent} ms, viewer {viewer} ms");
+    assert!(agent.max(viewer) <= 4000, "agent {agent} ms, viewer {viewer} ms");
+}
+
+#[test]
+fn case16_the_technicians_nat_turns_symmetric_mid_session_and_the_session_moves_to_the_relay() {
+    let (agent, viewer) = mapping_change_to_symmetric("natb");
+    eprintln!("gaps: agent {agent} ms, viewer {viewer} ms");
+    assert!(agent.max(viewer) <= 4000, "agent {agent} ms, viewer {viewer} ms");
 }
 
 #[test]

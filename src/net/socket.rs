@@ -53,7 +53,7 @@ struct Redirect {
 
 /// One address whatever its spelling (an IPv4 address or its IPv6-mapped
 /// form on a dual-stack socket).
-fn same(a: SocketAddr, b: SocketAddr) -> bool {
+pub fn same(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() == b.port() && a.ip().to_canonical() == b.ip().to_canonical()
 }
 

@@ -106,6 +106,8 @@ struct Conn {
     partner: Option<ConnId>,
     /// When it last said its session's path went silent.
     lost_at: Option<Instant>,
+    /// The relay token of the session it is paired in.
+    relay_token: Option<[u8; 16]>,
 }
 
 #[derive(Debug)]
@@ -237,6 +239,7 @@ impl Registry {
                 request: None,
                 partner: None,
                 lost_at: None,
+                relay_token: None,
             },
         );
         Ok(actions)
@@ -383,7 +386,7 @@ impl Registry {
             punch_in_ms: 0,
         };
         let observed = Observed { client: a.observed, server: v.observed };
-        self.pair(r.agent, viewer);
+        self.pair(r.agent, viewer, token);
         self.conns.get_mut(&viewer).expect("checked above").busy = true;
         vec![
             Action::AllowRelay { token, expires: now + REQUEST_TIMEOUT, observed },

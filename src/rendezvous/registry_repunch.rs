@@ -13,28 +13,45 @@
 //! again when the other's address changes, so the two need not ask in the
 //! right order. Only sides that asked get an answer: a peer too old to
 //! know the message is never sent one.
+//!
+//! Where punching the new path fails, the sides move the session to the
+//! relay: with every answer the relay is told to pair the session's token
+//! again, from where the two sides are now.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use lifebuoy_proto::rendezvous::FromRendezvous;
 
-use super::{Action, ConnId, Registry};
+use super::{Action, ConnId, Observed, Registry, Who, REQUEST_TIMEOUT};
 
 /// A side that asked this recently is still waiting for the answer.
 pub const LOST_FRESH: Duration = Duration::from_secs(3);
 
 impl Registry {
     /// Pairs the two sides of a go (either one's earlier pairing ends).
-    pub(super) fn pair(&mut self, agent: ConnId, viewer: ConnId) {
+    pub(super) fn pair(&mut self, agent: ConnId, viewer: ConnId, token: [u8; 16]) {
         self.unpair(agent);
         self.unpair(viewer);
         for (side, other) in [(agent, viewer), (viewer, agent)] {
             if let Some(c) = self.conns.get_mut(&side) {
                 c.partner = Some(other);
                 c.lost_at = None;
+                c.relay_token = Some(token);
             }
         }
+    }
+
+    /// Lets the relay pair `conn`'s session again, from where both sides
+    /// are now.
+    fn relay_again(&self, now: Instant, conn: ConnId) -> Option<Action> {
+        let c = self.conns.get(&conn)?;
+        let o = self.conns.get(&c.partner?)?;
+        let observed = match c.who {
+            Who::Agent(_) => Observed { client: c.observed, server: o.observed },
+            Who::Viewer(_) => Observed { client: o.observed, server: c.observed },
+        };
+        Some(Action::AllowRelay { token: c.relay_token?, expires: now + REQUEST_TIMEOUT, observed })
     }
 
     /// Ends `conn`'s pairing on both sides.
@@ -60,13 +77,18 @@ impl Registry {
             return Vec::new();
         }
         c.observed = addr;
+        let fresh = |lost_at: Option<Instant>| lost_at.is_some_and(|t| now.duration_since(t) < LOST_FRESH);
+        let asked = fresh(c.lost_at);
         let Some(other) = c.partner else { return Vec::new() };
-        match self.conns.get(&other) {
-            Some(o) if o.lost_at.is_some_and(|t| now.duration_since(t) < LOST_FRESH) => {
-                vec![Action::Send(other, FromRendezvous::Repunch { peer: addr.into() })]
-            }
-            _ => Vec::new(),
+        let mut actions = Vec::new();
+        let other_asked = self.conns.get(&other).is_some_and(|o| fresh(o.lost_at));
+        if other_asked {
+            actions.push(Action::Send(other, FromRendezvous::Repunch { peer: addr.into() }));
         }
+        if asked || other_asked {
+            actions.extend(self.relay_again(now, conn));
+        }
+        actions
     }
 
     /// `conn` says its session's path went silent: where its peer is now.
@@ -74,10 +96,9 @@ impl Registry {
         let Some(c) = self.conns.get_mut(&conn) else { return Vec::new() };
         let Some(other) = c.partner else { return Vec::new() };
         c.lost_at = Some(now);
-        match self.conns.get(&other) {
-            Some(o) => vec![Action::Send(conn, FromRendezvous::Repunch { peer: o.observed.into() })],
-            None => Vec::new(),
-        }
+        let Some(o) = self.conns.get(&other) else { return Vec::new() };
+        let repunch = Action::Send(conn, FromRendezvous::Repunch { peer: o.observed.into() });
+        [Some(repunch), self.relay_again(now, conn)].into_iter().flatten().collect()
     }
 }
 
@@ -124,6 +145,13 @@ mod tests {
         Action::Send(to, FromRendezvous::Repunch { peer: addr.parse::<SocketAddr>().unwrap().into() })
     }
 
+    /// The relay may pair the session's token again, the agent at `agent`.
+    fn relay_again(now: Instant, agent: &str) -> Action {
+        let observed =
+            Observed { client: agent.parse().unwrap(), server: "198.51.100.6:5000".parse().unwrap() };
+        Action::AllowRelay { token: [7; 16], expires: now + REQUEST_TIMEOUT, observed }
+    }
+
     #[test]
     fn each_side_that_asks_learns_where_the_other_is_now_whatever_the_order() {
         let (mut r, now) = accepted_pair();
@@ -131,13 +159,20 @@ mod tests {
         // The agent's NAT moved; the viewer asks first and hears the old address.
         assert_eq!(
             r.message(now, VIEWER, ToRendezvous::PathLost, rtt),
-            [repunch(VIEWER, "198.51.100.2:4000")]
+            [repunch(VIEWER, "198.51.100.2:4000"), relay_again(now, "198.51.100.2:4000")]
         );
         // The agent's question comes from its new mapping: the viewer,
-        // still waiting, is told that one at once; the agent hears the viewer's.
+        // still waiting, is told that one at once, and the relay may pair
+        // the agent from there; the agent hears the viewer's.
         let moved: SocketAddr = "198.51.100.2:4123".parse().unwrap();
-        assert_eq!(r.seen_at(now, AGENT, moved), [repunch(VIEWER, "198.51.100.2:4123")]);
-        assert_eq!(r.message(now, AGENT, ToRendezvous::PathLost, rtt), [repunch(AGENT, "198.51.100.6:5000")]);
+        assert_eq!(
+            r.seen_at(now, AGENT, moved),
+            [repunch(VIEWER, "198.51.100.2:4123"), relay_again(now, "198.51.100.2:4123")]
+        );
+        assert_eq!(
+            r.message(now, AGENT, ToRendezvous::PathLost, rtt),
+            [repunch(AGENT, "198.51.100.6:5000"), relay_again(now, "198.51.100.2:4123")]
+        );
         // Seen again at the same address: nothing new to say.
         assert!(r.seen_at(now, AGENT, moved).is_empty());
     }

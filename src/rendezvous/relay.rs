@@ -140,11 +140,31 @@ pub enum Forward {
 
 impl Pairings {
     /// The rendezvous handed out `token` to two ends it saw at `observed`;
-    /// accept bindings for it until `expires`.
+    /// accept bindings for it until `expires`. Allowed again (a NAT moved
+    /// one end of a running session), an end now seen elsewhere binds anew.
     pub fn allow(&mut self, token: [u8; 16], expires: Instant, observed: Observed) {
-        if self.tokens.len() < PAIRS_MAX {
-            self.tokens.entry(token).or_insert(Pair { expires, observed, client: None, server: None });
+        let Some(pair) = self.tokens.get_mut(&token) else {
+            if self.tokens.len() < PAIRS_MAX {
+                self.tokens.insert(token, Pair { expires, observed, client: None, server: None });
+            }
+            return;
+        };
+        let moved = |was: SocketAddr, now: SocketAddr| {
+            (was.ip().to_canonical(), was.port()) != (now.ip().to_canonical(), now.port())
+        };
+        let moved_client = moved(pair.observed.client, observed.client);
+        let moved_server = moved(pair.observed.server, observed.server);
+        if moved_client || moved_server {
+            unroute(&mut self.routes, &token, pair);
+            if moved_client {
+                pair.client = None;
+            }
+            if moved_server {
+                pair.server = None;
+            }
         }
+        pair.observed = observed;
+        pair.expires = pair.expires.max(expires);
     }
 
     /// Decides what to do with a datagram from `from`.
@@ -296,6 +316,30 @@ mod tests {
         // A third party with the token cannot take a bound end.
         assert_eq!(p.on_datagram(now, stranger, &bind(1, RelaySide::Client)), Forward::Drop);
         assert_eq!(p.on_datagram(now, a, &[0xc3; 10]), Forward::To(b));
+    }
+
+    #[test]
+    fn allowed_again_after_a_nat_moved_an_end_that_end_binds_anew_from_where_it_is_now() {
+        let now = Instant::now();
+        let mut p = Pairings::default();
+        let (agent, moved, viewer) =
+            (addr("198.51.100.2:4000"), addr("198.51.100.2:4999"), addr("198.51.100.6:5000"));
+        p.allow([1; 16], now + Duration::from_secs(60), seen(agent, viewer));
+        p.on_datagram(now, agent, &bind(1, RelaySide::Client));
+        p.on_datagram(now, viewer, &bind(1, RelaySide::Server));
+        // Before the rendezvous says so, the moved end cannot take its slot.
+        assert_eq!(p.on_datagram(now, moved, &bind(1, RelaySide::Client)), Forward::Drop);
+        p.allow([1; 16], now + Duration::from_secs(60), seen(moved, viewer));
+        assert_eq!(p.on_datagram(now, agent, &[0xc3; 100]), Forward::Drop, "the old mapping routes nowhere");
+        let bound = Datagram::RelayBound { token: [1; 16] };
+        assert_eq!(
+            p.on_datagram(now, moved, &bind(1, RelaySide::Client)),
+            Forward::Reply(vec![(moved, bound), (viewer, bound)]),
+            "the end that stayed is still bound"
+        );
+        assert_eq!(p.on_datagram(now, moved, &[0xc3; 100]), Forward::To(viewer));
+        assert_eq!(p.on_datagram(now, viewer, &[0x41; 100]), Forward::To(moved));
+        assert_eq!(p.len(), 1);
     }
 
     #[test]

@@ -7,6 +7,11 @@
 //! packets to where the peer really is (`net::socket::PathHandle`), so the
 //! session, its keys and its streams simply go on.
 //!
+//! When no direct path comes back within a second of asking, the side
+//! sends the session through the relay instead (the rendezvous lets the
+//! relay pair the session again from where both sides are now); a relayed
+//! session whose side moved binds to the relay again from its new address.
+//!
 //! Only the session's own peer can answer on the new path: QUIC
 //! authenticates every packet, so a lying rendezvous can at worst stall a
 //! session it could stall anyway.
@@ -15,12 +20,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use lifebuoy_proto::datagram::Datagram;
+use lifebuoy_proto::datagram::{Datagram, RelaySide};
 use lifebuoy_proto::rendezvous::{plausible, FromRendezvous, ToRendezvous};
 use lifebuoy_proto::silence::{Silence, Verdict};
 use lifebuoy_proto::ProtocolVersion;
 
-use crate::net::socket::PathHandle;
+use crate::net::socket::{same, PathHandle};
 use crate::rendezvous::client::RendezvousClient;
 use crate::session::SessionError;
 
@@ -28,6 +33,9 @@ use crate::session::SessionError;
 const LOOK_EVERY: Duration = Duration::from_millis(100);
 /// Probes sent to a new address: one may be lost.
 const PROBES: usize = 3;
+/// Silent this long after asking, a direct session moves to the relay:
+/// a re-punch takes one round trip to the rendezvous and one to the peer.
+const RELAY_AFTER: Duration = Duration::from_secs(1);
 
 /// Who keeps the path of one session.
 pub struct Keeper {
@@ -41,23 +49,29 @@ pub struct Keeper {
     /// relayed one has no direct path to find again, one found by probing
     /// wide none the rendezvous could tell).
     pub direct: bool,
+    /// The relay, if the company runs one, and which end this side is.
+    pub relay: Option<(SocketAddr, RelaySide)>,
     /// The endpoint of the session's own, if it has one (probed wide):
     /// held until the session is over and its close is sent.
     pub own: Option<std::sync::Arc<crate::net::socket::PeerEndpoint>>,
 }
 
 impl Keeper {
-    /// The keeper of `link`'s session, made on `endpoint` after `go`.
+    /// The keeper of `link`'s session, made on `endpoint` after `go`
+    /// (`relay`: the relay's address, if the company runs one).
     pub fn of(
         link: &crate::net::punch::PeerLink,
         endpoint: &crate::net::socket::PeerEndpoint,
         go: &lifebuoy_proto::rendezvous::Go,
+        relay: Option<SocketAddr>,
     ) -> Keeper {
+        let side = if go.quic_client { RelaySide::Client } else { RelaySide::Server };
         Keeper {
             conn: link.session.link.connection().clone(),
             paths: link.endpoint.as_deref().unwrap_or(endpoint).path_handle(),
             token: go.relay_token,
             direct: link.path.can_repunch(),
+            relay: relay.map(|r| (r, side)),
             own: link.endpoint.clone(),
         }
     }
@@ -99,31 +113,46 @@ impl Keeper {
     /// Messages other than [`FromRendezvous::Repunch`] are not for a side
     /// in a session and are dropped.
     pub async fn run(self, mut rv: RendezvousClient, mut over: tokio::sync::oneshot::Receiver<()>) -> Kept {
-        let repunch = self.direct
-            && self.paths.is_some()
-            && rv.server_hello().version >= ProtocolVersion { major: 1, minor: 2 };
+        // Every session over UDP asks when its path goes silent: the
+        // rendezvous lets the relay pair it again from where the sides are
+        // now. One on ports the rendezvous knows is punched again first.
+        let ask = self.paths.is_some() && rv.server_hello().version >= ProtocolVersion { major: 1, minor: 2 };
+        let repunch = ask && self.direct;
+        let mut on_relay = self.relay.is_some_and(|(relay, _)| same(relay, self.conn.remote_address()));
         let received = || self.conn.stats().udp_rx.datagrams;
         let mut silence = Silence::new(Instant::now(), received());
+        let mut silent_since: Option<Instant> = None;
         let mut look = tokio::time::interval(LOOK_EVERY);
         look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = self.conn.closed() => break,
                 _ = &mut over => break,
-                _ = look.tick(), if repunch => match silence.observe(Instant::now(), received()) {
-                    Verdict::Quiet => {}
-                    Verdict::Ask => {
-                        tracing::info!("the peer went silent; asking the company server where it is now");
-                        if let Err(e) = rv.send(&ToRendezvous::PathLost).await {
-                            return Kept::ServerLost(e);
+                _ = look.tick(), if ask => {
+                    match silence.observe(Instant::now(), received()) {
+                        Verdict::Quiet => {}
+                        Verdict::Ask => {
+                            silent_since.get_or_insert_with(Instant::now);
+                            tracing::info!("the peer went silent; asking the company server where it is now");
+                            if let Err(e) = rv.send(&ToRendezvous::PathLost).await {
+                                return Kept::ServerLost(e);
+                            }
+                        }
+                        Verdict::Back(gap) => {
+                            silent_since = None;
+                            tracing::info!(gap_ms = gap.as_millis() as u64, "the path is back");
                         }
                     }
-                    Verdict::Back(gap) => {
-                        tracing::info!(gap_ms = gap.as_millis() as u64, "the path is back");
+                    // Re-punching had its chance: through the relay, bound
+                    // anew (the relay forgets an idle pair, and a moved side
+                    // binds from its new address).
+                    let stalled = silent_since.is_some_and(|t| on_relay || t.elapsed() >= RELAY_AFTER);
+                    if let (true, Some((relay, side))) = (stalled, self.relay) {
+                        self.through_relay(relay, side, &mut on_relay);
                     }
-                },
+                }
                 msg = rv.recv() => match msg {
-                    Ok(Some(FromRendezvous::Repunch { peer })) if repunch => self.repunch(peer.into()),
+                    Ok(Some(FromRendezvous::Repunch { peer })) if repunch && !on_relay => self.repunch(peer.into()),
                     Ok(Some(_)) => {}
                     Ok(None) => return Kept::ServerLost(SessionError::StreamClosed),
                     Err(e) => return Kept::ServerLost(e),
@@ -138,6 +167,16 @@ impl Keeper {
             let _ = tokio::time::timeout(Duration::from_secs(2), own.quic.wait_idle()).await;
         }
         Kept::Over(rv)
+    }
+
+    /// Sends the session through the relay (once), and binds to it.
+    fn through_relay(&self, relay: SocketAddr, side: RelaySide, on_relay: &mut bool) {
+        let Some(paths) = &self.paths else { return };
+        if !std::mem::replace(on_relay, true) {
+            tracing::info!("no direct path came back; moving the session to the relay {relay}");
+            paths.redirect(self.conn.remote_address(), relay);
+        }
+        let _ = paths.send(relay, &Datagram::RelayBind { token: self.token, side });
     }
 
     /// The peer is at `peer` now: probe it and send the session there.

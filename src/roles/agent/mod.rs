@@ -359,7 +359,7 @@ async fn flow(
         _ = wait_for_end(commands) => { rv.close(); return Ok(Ending::Here); }
     };
     // The server is needed again only if a NAT moves one side.
-    let keeping = Keeping::start(Keeper::of(&link, &endpoint, &go), rv);
+    let keeping = Keeping::start(Keeper::of(&link, &endpoint, &go, relay), rv);
     emit(AgentEvent::Connected {
         technician: technician.name.clone(),
         fingerprint: link.session.peer.fingerprint,

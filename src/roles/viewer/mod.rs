@@ -352,7 +352,7 @@ async fn serve(
                     },
                 })
                 .await;
-                let keeping = Keeping::start(Keeper::of(&link, endpoint, &go), rv);
+                let keeping = Keeping::start(Keeper::of(&link, endpoint, &go, relay), rv);
                 let quit = hold(setup, link.session, screen, allowed_tx, commands, events).await;
                 // The relay may forget the pair now (the path may have been direct).
                 if let Some(relay) = relay {
