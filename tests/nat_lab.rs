@@ -352,6 +352,21 @@ fn case14_two_homes_behind_one_carrier_nat_without_loopback_go_through_the_relay
 }
 
 #[test]
+fn case17_both_sides_with_ipv6_connect_directly_over_it() {
+    let outcome = run_case("v6", &[]);
+    assert_path(&outcome, "direct (IPv6)");
+    eprintln!("{}", outcome.agent);
+}
+
+#[test]
+fn case18_ipv6_behind_stateful_firewalls_still_connects_directly() {
+    // The viewer's low-TTL probes open its own firewall, as they open its NAT.
+    let outcome = run_case("v6-fw", &[]);
+    assert_path(&outcome, "direct (IPv6)");
+    eprintln!("{}", outcome.agent);
+}
+
+#[test]
 fn agent_pinned_to_another_rendezvous_is_refused() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut lab = Lab::up("eim-fw");

@@ -31,6 +31,17 @@ pub fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
+/// An IPv6 socket on all interfaces that also carries IPv4 (as
+/// IPv4-mapped addresses); an error where the system cannot do both.
+pub fn bind_dual_stack() -> std::io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_only_v6(false)?;
+    raise_buffers(&socket);
+    socket.bind(&SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)).into())?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
 pub(crate) fn raise_buffers(socket: &Socket) {
     // Best effort: a smaller buffer costs throughput, not correctness. As
     // root (or with CAP_NET_ADMIN) Linux lets us pass net.core.rmem_max.

@@ -26,7 +26,7 @@ use lifebuoy_proto::Role;
 use tokio::task::JoinSet;
 
 use super::birthday;
-use super::socket::PeerEndpoint;
+use super::socket::{same, PeerEndpoint};
 use crate::session::{LocalSide, NonceGate, Session, SessionError};
 
 /// TTL of the viewer's first probes: through its own NAT, not to the
@@ -74,6 +74,8 @@ const BIND_EVERY: Duration = Duration::from_millis(100);
 pub enum Path {
     /// Directly, over local addresses.
     DirectLan,
+    /// Directly, over IPv6 (global addresses, no NAT).
+    DirectV6,
     /// Directly, through the NATs.
     DirectPunched,
     /// Directly, through the NATs, one of them symmetric: found by probing
@@ -88,13 +90,13 @@ pub enum Path {
 impl Path {
     /// Straight between the two sides, no relay.
     pub fn is_direct(self) -> bool {
-        matches!(self, Path::DirectLan | Path::DirectPunched | Path::DirectWide)
+        matches!(self, Path::DirectLan | Path::DirectV6 | Path::DirectPunched | Path::DirectWide)
     }
 
     /// Whether the rendezvous knows the ports this path runs between, so
     /// the sides can punch it again when a NAT moves one of them.
     pub fn can_repunch(self) -> bool {
-        matches!(self, Path::DirectLan | Path::DirectPunched)
+        matches!(self, Path::DirectLan | Path::DirectV6 | Path::DirectPunched)
     }
 }
 
@@ -102,6 +104,7 @@ impl fmt::Display for Path {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Path::DirectLan => "direct (LAN)",
+            Path::DirectV6 => "direct (IPv6)",
             Path::DirectPunched => "direct (through NAT)",
             Path::DirectWide => "direct (through NAT, probed wide)",
             Path::RelayUdp => "relay (UDP)",
@@ -163,15 +166,15 @@ fn path_of(endpoint: &PeerEndpoint, go: &Go, addr: SocketAddr, relay: Option<Soc
     if endpoint.is_tunnel() {
         return Path::RelayTcp;
     }
-    if Some(addr) == relay {
+    if relay.is_some_and(|relay| same(relay, addr)) {
         return Path::RelayUdp;
     }
-    let host =
-        go.peer_candidates.iter().any(|c| c.kind == CandidateKind::Host && SocketAddr::from(c.addr) == addr);
-    if host {
-        Path::DirectLan
-    } else {
-        Path::DirectPunched
+    let host = go.peer_candidates.iter().any(|c| c.kind == CandidateKind::Host && same(c.addr.into(), addr));
+    match addr.ip().to_canonical() {
+        // A global IPv6 address: no NAT between the two, maybe firewalls.
+        std::net::IpAddr::V6(_) if host => Path::DirectV6,
+        _ if host => Path::DirectLan,
+        _ => Path::DirectPunched,
     }
 }
 
@@ -443,7 +446,7 @@ async fn as_server(
 }
 
 fn is_candidate(go: &Go, addr: SocketAddr) -> bool {
-    go.peer_candidates.iter().any(|c| SocketAddr::from(c.addr) == addr)
+    go.peer_candidates.iter().any(|c| same(c.addr.into(), addr))
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use quinn::udp::{RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, UdpPoller};
 use tokio::sync::mpsc;
 
-use super::endpoint::{bind_udp, endpoint_config, EndpointError};
+use super::endpoint::{bind_dual_stack, bind_udp, endpoint_config, EndpointError};
 use super::identity::Identity;
 use super::pin::ClientPolicy;
 use super::tls::{server_config, ALPN_PEER};
@@ -33,6 +33,9 @@ const CONTROL_QUEUE: usize = 256;
 pub struct SharedSocket {
     inner: Arc<dyn AsyncUdpSocket>,
     raw: socket2::Socket,
+    /// An IPv6 socket, both families where the system allows: IPv4
+    /// destinations go out in their IPv4-mapped form.
+    v6: bool,
     control: mpsc::Sender<(SocketAddr, Datagram)>,
     redirects: Redirects,
 }
@@ -68,25 +71,54 @@ impl SharedSocket {
     pub fn send(&self, to: SocketAddr, datagram: &Datagram, ttl: Option<u8>) -> io::Result<()> {
         let bytes = datagram.encode();
         match ttl {
-            None => self.raw.send_to(&bytes, &to.into()).map(|_| ()),
-            Some(ttl) => send_with_ttl(&self.raw, to, &bytes, ttl),
+            None => self.raw.send_to(&bytes, &self.wire(to).into()).map(|_| ()),
+            Some(ttl) => send_with_ttl(&self.raw, to, self.v6, &bytes, ttl),
         }
+    }
+
+    /// `to` as this socket's family spells it.
+    fn wire(&self, to: SocketAddr) -> SocketAddr {
+        spelled_for(to, self.v6)
     }
 }
 
+/// `to` as a socket of the given family spells it: on an IPv6 socket an
+/// IPv4 address is IPv4-mapped.
+fn spelled_for(to: SocketAddr, v6: bool) -> SocketAddr {
+    match to {
+        SocketAddr::V4(v4) if v6 => SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port()),
+        _ => to,
+    }
+}
+
+/// `from` in its canonical form (an IPv4-mapped address as IPv4), as the
+/// rest of lifebuoy compares addresses.
+fn canonical(from: SocketAddr) -> SocketAddr {
+    SocketAddr::new(from.ip().to_canonical(), from.port())
+}
+
 #[cfg(target_os = "linux")]
-fn send_with_ttl(socket: &socket2::Socket, to: SocketAddr, bytes: &[u8], ttl: u8) -> io::Result<()> {
+fn send_with_ttl(
+    socket: &socket2::Socket,
+    to: SocketAddr,
+    v6: bool,
+    bytes: &[u8],
+    ttl: u8,
+) -> io::Result<()> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, SockaddrIn, SockaddrIn6};
     use std::os::fd::AsRawFd;
     let iov = [io::IoSlice::new(bytes)];
     let ttl = i32::from(ttl);
-    let result = match to {
+    // An IPv4 packet's TTL, also when it leaves an IPv6 socket mapped.
+    let cmsg = match to {
+        SocketAddr::V4(_) => [ControlMessage::Ipv4Ttl(&ttl)],
+        SocketAddr::V6(_) => [ControlMessage::Ipv6HopLimit(&ttl)],
+    };
+    let result = match spelled_for(to, v6) {
         SocketAddr::V4(v4) => {
-            let cmsg = [ControlMessage::Ipv4Ttl(&ttl)];
             sendmsg(socket.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), Some(&SockaddrIn::from(v4)))
         }
         SocketAddr::V6(v6) => {
-            let cmsg = [ControlMessage::Ipv6HopLimit(&ttl)];
             sendmsg(socket.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), Some(&SockaddrIn6::from(v6)))
         }
     };
@@ -94,10 +126,16 @@ fn send_with_ttl(socket: &socket2::Socket, to: SocketAddr, bytes: &[u8], ttl: u8
 }
 
 #[cfg(not(target_os = "linux"))]
-fn send_with_ttl(socket: &socket2::Socket, to: SocketAddr, bytes: &[u8], _ttl: u8) -> io::Result<()> {
+fn send_with_ttl(
+    socket: &socket2::Socket,
+    to: SocketAddr,
+    v6: bool,
+    bytes: &[u8],
+    _ttl: u8,
+) -> io::Result<()> {
     // Without per-message TTL the probe goes out whole; timing alone then
     // keeps it from reaching the peer's NAT first.
-    socket.send_to(bytes, &to.into()).map(|_| ())
+    socket.send_to(bytes, &spelled_for(to, v6).into()).map(|_| ())
 }
 
 impl AsyncUdpSocket for SharedSocket {
@@ -109,7 +147,7 @@ impl AsyncUdpSocket for SharedSocket {
         let redirects = self.redirects.read().expect("not poisoned");
         match redirects.iter().find(|r| same(r.quic, transmit.destination)) {
             Some(r) => self.inner.try_send(&Transmit {
-                destination: r.wire,
+                destination: self.wire(r.wire),
                 ecn: transmit.ecn,
                 contents: transmit.contents,
                 segment_size: transmit.segment_size,
@@ -133,7 +171,7 @@ impl AsyncUdpSocket for SharedSocket {
                 let ours = len > 0 && meta[i].stride == len && is_lifebuoy(bufs[i][0]);
                 if ours {
                     if let Ok(d) = Datagram::decode(&bufs[i][..len]) {
-                        let _ = self.control.try_send((meta[i].addr, d));
+                        let _ = self.control.try_send((canonical(meta[i].addr), d));
                     }
                     continue;
                 }
@@ -218,6 +256,37 @@ impl PeerEndpoint {
         Self::on_socket(std_socket, identity, accepting)
     }
 
+    /// Binds all interfaces, any port, for talking to `server` and to
+    /// peers: IPv4 and IPv6 on one socket where the system allows (a peer
+    /// may be reachable over IPv6 only, or without a NAT there), else the
+    /// server's family alone.
+    pub fn bind_all(
+        server: SocketAddr,
+        identity: &Identity,
+        accepting: Accepting,
+    ) -> Result<PeerEndpoint, EndpointError> {
+        let any = |v6: bool| match v6 {
+            true => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
+            false => SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0)),
+        };
+        let both = bind_dual_stack().and_then(|socket| {
+            Self::on_socket(socket, identity, accepting).map_err(|e| io::Error::other(e.to_string()))
+        });
+        match both {
+            Ok(endpoint) => Ok(endpoint),
+            Err(e) => {
+                tracing::info!(
+                    "one socket for IPv4 and IPv6 is not possible here ({e}); {} only",
+                    match server {
+                        SocketAddr::V4(_) => "IPv4",
+                        SocketAddr::V6(_) => "IPv6",
+                    }
+                );
+                Self::bind(any(server.is_ipv6()), identity, accepting)
+            }
+        }
+    }
+
     /// An endpoint on a socket already bound (non-blocking), as `bind`.
     pub fn on_socket(
         std_socket: std::net::UdpSocket,
@@ -229,7 +298,8 @@ impl PeerEndpoint {
         let raw = socket2::Socket::from(std_socket.try_clone().map_err(bind_err)?);
         let inner = quinn::Runtime::wrap_udp_socket(&quinn::TokioRuntime, std_socket).map_err(bind_err)?;
         let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
-        let socket = Arc::new(SharedSocket { inner, raw, control: tx, redirects: Redirects::default() });
+        let v6 = addr.is_ipv6();
+        let socket = Arc::new(SharedSocket { inner, raw, v6, control: tx, redirects: Redirects::default() });
         let quic = Self::endpoint(identity, socket.clone(), accepting).map_err(|e| e.at(addr))?;
         Ok(Self::new(quic, Transport::Udp(socket), rx, accepting))
     }

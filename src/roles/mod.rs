@@ -179,7 +179,7 @@ pub async fn sign_in(
         _ => Accepting::Never,
     };
     let over_udp = async {
-        let endpoint = PeerEndpoint::bind(bind_addr_for(server.addr), &local.identity, accepting)?;
+        let endpoint = PeerEndpoint::bind_all(server.addr, &local.identity, accepting)?;
         let client = RendezvousClient::connect(&endpoint.quic, server.addr, local, server.pin).await?;
         Ok::<_, SessionError>((endpoint, client))
     };
@@ -247,15 +247,6 @@ pub async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
-}
-
-/// The local address to bind for talking to `server`: all interfaces of
-/// the same family, any port.
-pub fn bind_addr_for(server: SocketAddr) -> SocketAddr {
-    match server {
-        SocketAddr::V4(_) => "0.0.0.0:0".parse().expect("literal"),
-        SocketAddr::V6(_) => "[::]:0".parse().expect("literal"),
-    }
 }
 
 #[cfg(test)]
