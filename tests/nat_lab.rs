@@ -438,12 +438,12 @@ fn mapping_change(nat: &str) -> (u64, u64) {
 }
 
 /// As `mapping_change`, and the NAT maps per destination from then on:
-/// re-punching fails, and both sides move the session to the relay.
+/// re-punching fails, and the session moves to the relay (whichever side
+/// moves first, the other's QUIC follows when the relay forwards to it).
 fn mapping_change_to_symmetric(nat: &str) -> (u64, u64) {
     let (agent, viewer) = path_change(nat, "sym");
-    for log in [&agent, &viewer] {
-        assert!(log.iter().any(|l| l.contains("moving the session to the relay")), "{log:?}");
-    }
+    let moved = agent.iter().chain(&viewer).any(|l| l.contains("moving the session to the relay"));
+    assert!(moved, "agent: {agent:?}\nviewer: {viewer:?}");
     (gap_ms(agent.last().unwrap()), gap_ms(viewer.last().unwrap()))
 }
 

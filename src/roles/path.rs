@@ -177,6 +177,9 @@ impl Keeper {
             paths.redirect(self.conn.remote_address(), relay);
         }
         let _ = paths.send(relay, &Datagram::RelayBind { token: self.token, side });
+        // As after a re-punch: once the pair is bound, the next of these
+        // goes through at once, not at QUIC's backed-off retransmission.
+        let _ = self.conn.send_datagram(Bytes::from_static(b"\0"));
     }
 
     /// The peer is at `peer` now: probe it and send the session there.
