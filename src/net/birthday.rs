@@ -56,6 +56,8 @@ const OPEN_TTL_MAX: u8 = PROBE_TTL + 2;
 /// How often the symmetric viewer tells the agent the port it was found
 /// at, until the agent's connection comes.
 const FOUND_EVERY: Duration = Duration::from_millis(25);
+/// Ports of the viewer the agent answers at most.
+const ANSWERED_MAX: usize = 64;
 /// Ports below this are left alone: NATs map into the upper range.
 const LOWEST_PORT: u16 = 1024;
 
@@ -159,6 +161,36 @@ pub async fn probe(endpoint: &PeerEndpoint, go: &Go) {
     }
 }
 
+/// The viewer against a symmetric agent: probes, and answers every punch
+/// that comes from the agent's address with punches: an agent port whose
+/// opening punch got here (its TTL outgrew the way) before this side's
+/// probe reached it still hears one. Never returns.
+pub async fn probe_answering(endpoint: &PeerEndpoint, go: &Go) {
+    let Some(peer) = peer_public(go) else { return std::future::pending().await };
+    let punch = Datagram::Punch { token: go.relay_token };
+    let answer = async {
+        let mut answered: Vec<SocketAddr> = Vec::new();
+        loop {
+            match endpoint.recv().await {
+                Some((from, Datagram::Punch { token }))
+                    if token == go.relay_token
+                        && from.ip().to_canonical() == peer.ip().to_canonical()
+                        && !answered.contains(&from)
+                        && answered.len() < ANSWERED_MAX =>
+                {
+                    answered.push(from);
+                    for _ in 0..2 {
+                        let _ = endpoint.send(from, &punch, None);
+                    }
+                }
+                Some(_) => {}
+                None => std::future::pending::<()>().await,
+            }
+        }
+    };
+    tokio::join!(probe(endpoint, go), answer);
+}
+
 /// The symmetric side: opens [`PORTS`] ports towards the peer until one
 /// hears it; that port and where the peer was heard from.
 async fn find(go: &Go) -> Result<(std::net::UdpSocket, SocketAddr), SessionError> {
@@ -222,20 +254,34 @@ pub async fn accept(local: &LocalSide, go: &Go, nonces: &NonceGate) -> Result<Pe
 }
 
 /// The agent against a symmetric viewer: probes, and connects to the first
-/// port the viewer says it was found at.
+/// port the viewer confirms. A punch from a port is answered with punches
+/// to it, and the port counts once another punch comes from it after
+/// that: a port of the viewer that did not hear the agent's probe (its
+/// opening punch reached the agent, the probe came too early) hears the
+/// answer and becomes the one the viewer takes connections on.
 pub async fn connect_to_found(
     endpoint: &PeerEndpoint,
     local: &LocalSide,
     go: &Go,
 ) -> Result<PeerLink, SessionError> {
     let peer = peer_public(go).ok_or(SessionError::NoPath)?;
+    let punch = Datagram::Punch { token: go.relay_token };
     let found = async {
+        let mut answered: Vec<SocketAddr> = Vec::new();
         loop {
             match endpoint.recv().await {
                 Some((from, Datagram::Punch { token }))
                     if token == go.relay_token && from.ip().to_canonical() == peer.ip().to_canonical() =>
                 {
-                    return Some(from)
+                    if answered.contains(&from) {
+                        return Some(from);
+                    }
+                    if answered.len() < ANSWERED_MAX {
+                        answered.push(from);
+                        for _ in 0..2 {
+                            let _ = endpoint.send(from, &punch, None);
+                        }
+                    }
                 }
                 Some(_) => {}
                 None => return None,

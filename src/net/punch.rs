@@ -435,7 +435,9 @@ async fn as_server(
                     Word::ProbeWide(RelaySide::Server) => {
                         wide_ports = Some(Box::pin(birthday::accept(local, go, &nonces)));
                     }
-                    Word::ProbeWide(RelaySide::Client) => wide_probes = Some(Box::pin(birthday::probe(endpoint, go))),
+                    Word::ProbeWide(RelaySide::Client) => {
+                        wide_probes = Some(Box::pin(birthday::probe_answering(endpoint, go)));
+                    }
                     // The agent acts on it: it takes the relay.
                     Word::NoDirect => {}
                 }
