@@ -473,6 +473,10 @@ fn path_change(nat: &str, how: &str) -> (Vec<String>, Vec<String>) {
     let (viewer_back, mut viewer_log) =
         wait_for_containing(&viewer_out, "the path is back", Duration::from_secs(8), "viewer");
     assert!(!viewer_log.iter().any(|l| l.starts_with("session ended")), "{viewer_log:?}");
+    // The technician was told meanwhile, and is told when it is over.
+    let told = "the connection to the customer is interrupted; restoring it";
+    assert!(viewer_log.iter().any(|l| l == told), "{viewer_log:?}");
+    wait_for(&viewer_out, "the connection to the customer is back", Duration::from_secs(2), "viewer");
     agent_log.push(agent_back);
     viewer_log.push(viewer_back);
 

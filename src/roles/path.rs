@@ -54,6 +54,9 @@ pub struct Keeper {
     /// The endpoint of the session's own, if it has one (probed wide):
     /// held until the session is over and its close is sent.
     pub own: Option<std::sync::Arc<crate::net::socket::PeerEndpoint>>,
+    /// Told true while the path is silent and being restored, false when
+    /// it is back.
+    pub stalled: Option<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Keeper {
@@ -73,6 +76,18 @@ impl Keeper {
             direct: link.path.can_repunch(),
             relay: relay.map(|r| (r, side)),
             own: link.endpoint.clone(),
+            stalled: None,
+        }
+    }
+
+    /// Tells `stalled` whether the path is silent.
+    pub fn telling(self, stalled: tokio::sync::watch::Sender<bool>) -> Keeper {
+        Keeper { stalled: Some(stalled), ..self }
+    }
+
+    fn stalled(&self, now: bool) {
+        if let Some(tx) = &self.stalled {
+            tx.send_if_modified(|was| std::mem::replace(was, now) != now);
         }
     }
 }
@@ -133,6 +148,7 @@ impl Keeper {
                         Verdict::Quiet => {}
                         Verdict::Ask => {
                             silent_since.get_or_insert_with(Instant::now);
+                            self.stalled(true);
                             tracing::info!("the peer went silent; asking the company server where it is now");
                             if let Err(e) = rv.send(&ToRendezvous::PathLost).await {
                                 return Kept::ServerLost(e);
@@ -140,6 +156,7 @@ impl Keeper {
                         }
                         Verdict::Back(gap) => {
                             silent_since = None;
+                            self.stalled(false);
                             tracing::info!(gap_ms = gap.as_millis() as u64, "the path is back");
                         }
                     }

@@ -83,6 +83,8 @@ pub struct ViewerWindow {
     pub messages: Vec<String>,
     /// The screen and input of the session.
     pub view: Option<SessionView>,
+    /// The session's path is silent and being restored.
+    pub stalled: bool,
     /// The image's state.
     pub remote: RemoteView,
     send_path: String,
@@ -113,6 +115,7 @@ impl ViewerWindow {
             inbox: None,
             messages: Vec::new(),
             view: None,
+            stalled: false,
             remote: RemoteView::default(),
             send_path: String::new(),
             send_open: false,
@@ -154,6 +157,7 @@ impl ViewerWindow {
                     self.stage = Stage::Ready;
                 }
             }
+            ViewerEvent::PathStalled(now) => self.stalled = now,
             ViewerEvent::CompanyServerLost { retry_in, .. } => {
                 // Its requests went with it.
                 self.requests.clear();
@@ -183,6 +187,7 @@ impl ViewerWindow {
                 self.transfers = Transfers::default();
                 self.messages.clear();
                 self.remote.reset();
+                self.stalled = false;
                 let wake = ctx.clone();
                 // Every new picture or pointer state asks for a frame. Only
                 // the receivers go into the task: it ends when the session's
@@ -383,6 +388,10 @@ impl ViewerWindow {
                 let rtt = self.view.as_ref().map_or(0.0, |v| v.link.rtt().as_secs_f64() * 1e3);
                 ui.small(format!("{kind} · RTT {rtt:.1} ms"));
                 ui.ctx().request_repaint_after(std::time::Duration::from_secs(1));
+                if self.stalled {
+                    ui.separator();
+                    ui.colored_label(ui.visuals().warn_fg_color, t.path_interrupted);
+                }
             });
             ui.horizontal_wrapped(|ui| {
                 ui.selectable_value(&mut self.remote.scale, Scale::Fit, t.fit);

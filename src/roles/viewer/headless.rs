@@ -166,6 +166,10 @@ pub async fn run(identity: Identity, options: ViewerOptions) -> anyhow::Result<(
                 .await;
             }
             ViewerEvent::Withdrawn(request) => say!("request {request} was withdrawn"),
+            ViewerEvent::PathStalled(true) => {
+                say!("the connection to the customer is interrupted; restoring it")
+            }
+            ViewerEvent::PathStalled(false) => say!("the connection to the customer is back"),
             ViewerEvent::Connecting(_) => {}
             ViewerEvent::Connected { code, path, setup, view: v, .. } => {
                 say!("connected: {path} accept_to_session_ms={:.1} code={code}", setup.as_secs_f64() * 1e3);

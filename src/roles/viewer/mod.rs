@@ -115,6 +115,9 @@ pub enum ViewerEvent {
         /// What happened, for the curious.
         why: String,
     },
+    /// The session's path went silent and is being restored (true), or is
+    /// back (false).
+    PathStalled(bool),
     /// A customer asks for help.
     Incoming {
         /// Its number, for Accept/Decline.
@@ -352,8 +355,10 @@ async fn serve(
                     },
                 })
                 .await;
-                let keeping = Keeping::start(Keeper::of(&link, endpoint, &go, relay), rv);
-                let quit = hold(setup, link.session, screen, allowed_tx, commands, events).await;
+                let (stalled_tx, stalled) = tokio::sync::watch::channel(false);
+                let keeper = Keeper::of(&link, endpoint, &go, relay).telling(stalled_tx);
+                let keeping = Keeping::start(keeper, rv);
+                let quit = hold(setup, link.session, screen, allowed_tx, stalled, commands, events).await;
                 // The relay may forget the pair now (the path may have been direct).
                 if let Some(relay) = relay {
                     endpoint.release_relay(relay, go.relay_token);
@@ -386,6 +391,7 @@ async fn hold(
     mut session: crate::session::Session,
     screen: Arc<ScreenReceiver>,
     allowed: tokio::sync::watch::Sender<bool>,
+    mut stalled: tokio::sync::watch::Receiver<bool>,
     commands: &mut mpsc::Receiver<ViewerCommand>,
     events: &mpsc::Sender<ViewerEvent>,
 ) -> bool {
@@ -447,6 +453,10 @@ async fn hold(
                 Some(ViewerCommand::Accept(_) | ViewerCommand::Decline(_)) => {}
             },
             Some(item) = news.recv() => { emit(ViewerEvent::File(item)).await; }
+            Ok(()) = stalled.changed() => {
+                let now = *stalled.borrow_and_update();
+                emit(ViewerEvent::PathStalled(now)).await;
+            }
             why = session.link.closed() => break (Ending::after(peer_end, why), false),
         }
     };
