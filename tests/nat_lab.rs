@@ -295,6 +295,13 @@ fn case4_a_customer_behind_a_symmetric_nat_connects_directly_by_probing_wide() {
 }
 
 #[test]
+fn case4c_a_symmetric_customer_50ms_away_with_loss_still_connects_directly_by_probing_wide() {
+    let outcome = run_case("one-sym-far", &[]);
+    assert_path(&outcome, "direct (through NAT, probed wide)");
+    assert!(setup_ms(&outcome) < 3000.0, "{}", outcome.agent);
+}
+
+#[test]
 fn case4b_a_technician_behind_a_symmetric_nat_connects_directly_by_probing_wide() {
     let outcome = run_case("one-sym-b", &[]);
     assert_path(&outcome, "direct (through NAT, probed wide)");
