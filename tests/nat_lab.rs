@@ -437,7 +437,7 @@ fn gap_ms(line: &str) -> u64 {
 /// mappings and maps anew from another port: the sides ask the
 /// rendezvous, probe, and the session goes on. Returns both sides' gaps.
 fn mapping_change(nat: &str) -> (u64, u64) {
-    let (agent, viewer) = path_change(nat, "");
+    let (agent, viewer) = path_change("eim-fw", nat, "");
     for log in [&agent, &viewer] {
         assert!(!log.iter().any(|l| l.contains("to the relay")), "re-punched, not relayed: {log:?}");
     }
@@ -448,18 +448,19 @@ fn mapping_change(nat: &str) -> (u64, u64) {
 /// re-punching fails, and the session moves to the relay (whichever side
 /// moves first, the other's QUIC follows when the relay forwards to it).
 fn mapping_change_to_symmetric(nat: &str) -> (u64, u64) {
-    let (agent, viewer) = path_change(nat, "sym");
+    let (agent, viewer) = path_change("eim-fw", nat, "sym");
     let moved = agent.iter().chain(&viewer).any(|l| l.contains("moving the session to the relay"));
     assert!(moved, "agent: {agent:?}\nviewer: {viewer:?}");
     (gap_ms(agent.last().unwrap()), gap_ms(viewer.last().unwrap()))
 }
 
-/// A session in case 1 in which `nat` is remapped (`lab/natlab remap`,
-/// with `how`); both sides' log lines up to "the path is back", and the
-/// session is shown to carry the customer's end after the idle timeout.
-fn path_change(nat: &str, how: &str) -> (Vec<String>, Vec<String>) {
+/// A session in lab `case` in which `nat` is remapped (`lab/natlab
+/// remap`, with `how`); both sides' log lines up to "the path is back",
+/// and the session is shown to carry the customer's end after the idle
+/// timeout.
+fn path_change(case: &str, nat: &str, how: &str) -> (Vec<String>, Vec<String>) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut lab = Lab::up("eim-fw");
+    let mut lab = Lab::up(case);
     let tech = lab.key("tech", false);
     let rv_pin = start_rendezvous(&mut lab, &tech);
     let log = [("LIFEBUOY_LOG", "warn,lifebuoy::roles::path=info")];
@@ -470,7 +471,8 @@ fn path_change(nat: &str, how: &str) -> (Vec<String>, Vec<String>) {
     wait_for(&viewer_out, "signed in", Duration::from_secs(10), "viewer");
     let agent_out = lab.spawn(lab.agent(&log, &rv_pin, "--allow"));
     let connected = wait_for(&agent_out, "connected:", Duration::from_secs(20), "agent");
-    assert!(connected.contains("path=direct (through NAT)"), "{connected}");
+    let expected = if case == "both-sym" { "path=relay (UDP)" } else { "path=direct (through NAT)" };
+    assert!(connected.contains(expected), "{connected}");
     wait_for(&viewer_out, "customer allows", Duration::from_secs(20), "viewer");
 
     let status = Command::new(natlab()).args(["remap", &lab.prefix, nat, how]).status().unwrap();
@@ -521,6 +523,19 @@ fn case16_the_technicians_nat_turns_symmetric_mid_session_and_the_session_moves_
     let (agent, viewer) = mapping_change_to_symmetric("natb");
     eprintln!("gaps: agent {agent} ms, viewer {viewer} ms");
     assert!(agent.max(viewer) <= 4000, "agent {agent} ms, viewer {viewer} ms");
+}
+
+#[test]
+fn case19_a_relayed_customer_whose_nat_maps_anew_binds_again_and_the_session_goes_on() {
+    // Both NATs symmetric: the session runs through the relay, which
+    // forgets the agent's old address; the agent binds again from its new one.
+    let (agent, viewer) = path_change("both-sym", "nata", "");
+    eprintln!(
+        "gaps: agent {} ms, viewer {} ms",
+        gap_ms(agent.last().unwrap()),
+        gap_ms(viewer.last().unwrap())
+    );
+    assert!(gap_ms(agent.last().unwrap()).max(gap_ms(viewer.last().unwrap())) <= 3000, "{agent:?}");
 }
 
 #[test]
