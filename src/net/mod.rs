@@ -10,6 +10,7 @@ pub mod socket;
 pub mod tls;
 pub mod transport;
 pub mod tunnel;
+pub mod window;
 
 pub use endpoint::{make_endpoint, EndpointError};
 pub use identity::{Identity, IdentityError};

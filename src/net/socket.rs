@@ -24,6 +24,8 @@ use super::identity::Identity;
 use super::pin::ClientPolicy;
 use super::tls::{server_config, ALPN_PEER};
 use super::tunnel::TcpTunnel;
+use super::window::{gate, Window};
+pub use super::window::{Accepting, PunchWindow};
 
 /// Lifebuoy datagrams waiting to be read; more are dropped (they are
 /// repeated by their senders).
@@ -217,22 +219,6 @@ enum Transport {
     Tunnel(Arc<TcpTunnel>),
 }
 
-/// Whether an endpoint takes connections from peers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Accepting {
-    /// Never: the agent is always the QUIC client, so its endpoint has no
-    /// server side at all and answers no connection attempt.
-    Never,
-    /// Only while a punch for an accepted request runs (the viewer); every
-    /// connection that arrives at another time is refused at once.
-    WhilePunching,
-}
-
-/// Connections that arrive while a punch waits for them.
-type Window = Arc<std::sync::Mutex<Option<mpsc::Sender<quinn::Incoming>>>>;
-/// Connections waiting for the punch that opened the window; more are refused.
-const WINDOW_QUEUE: usize = 16;
-
 /// An agent's or viewer's endpoint: one socket for the rendezvous, the
 /// punch probes, the relay and the peer.
 #[derive(Debug)]
@@ -358,9 +344,7 @@ impl PeerEndpoint {
     /// Opens the endpoint to peers' connections until the returned window
     /// is dropped. Without a server side (the agent) nothing ever comes.
     pub fn open_window(&self) -> PunchWindow {
-        let (tx, rx) = mpsc::channel(WINDOW_QUEUE);
-        *self.window.lock().expect("not poisoned") = Some(tx);
-        PunchWindow { rx, window: self.window.clone() }
+        PunchWindow::open(&self.window)
     }
 
     /// What moves a session's packets to where its peer is now; none in
@@ -414,48 +398,6 @@ impl Drop for PeerEndpoint {
         if let Some(gate) = &self.gate {
             gate.abort();
         }
-    }
-}
-
-/// Hands each connection that arrives to the punch waiting for one, and
-/// refuses it at once when none waits (or the punch has enough queued):
-/// nothing is kept for a later session.
-async fn gate(quic: quinn::Endpoint, window: Window) {
-    while let Some(incoming) = quic.accept().await {
-        let open = window.lock().expect("not poisoned").clone();
-        match open {
-            Some(punch) => {
-                if let Err(
-                    mpsc::error::TrySendError::Full(incoming) | mpsc::error::TrySendError::Closed(incoming),
-                ) = punch.try_send(incoming)
-                {
-                    incoming.refuse();
-                }
-            }
-            None => incoming.refuse(),
-        }
-    }
-}
-
-/// The time during which a punch takes peers' connections.
-#[derive(Debug)]
-pub struct PunchWindow {
-    rx: mpsc::Receiver<quinn::Incoming>,
-    window: Window,
-}
-
-impl PunchWindow {
-    /// The next connection that arrived while the window is open.
-    pub async fn next(&mut self) -> Option<quinn::Incoming> {
-        self.rx.recv().await
-    }
-}
-
-impl Drop for PunchWindow {
-    fn drop(&mut self) {
-        *self.window.lock().expect("not poisoned") = None;
-        // Whatever still waits is refused as it is dropped.
-        self.rx.close();
     }
 }
 
