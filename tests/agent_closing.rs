@@ -254,8 +254,11 @@ impl Setup {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let (addr, key) = self.peer;
+        // The path may have been IPv6 (this machine's own global address).
+        let here: std::net::SocketAddr =
+            if addr.is_ipv6() { "[::]:0" } else { "127.0.0.1:0" }.parse().unwrap();
         // Nothing listens there: the kernel answers "port unreachable".
-        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let probe = std::net::UdpSocket::bind(here).unwrap();
         probe.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         probe.connect(addr).unwrap();
         probe.send(b"anyone?").unwrap();
@@ -263,8 +266,7 @@ impl Setup {
         assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
         // And a session for the old key does not come about.
         let identity = Arc::new(lifebuoy::net::Identity::generate("Anna").unwrap());
-        let endpoint =
-            lifebuoy::net::endpoint::make_endpoint("127.0.0.1:0".parse().unwrap(), Some(&identity)).unwrap();
+        let endpoint = lifebuoy::net::endpoint::make_endpoint(here, Some(&identity)).unwrap();
         let local = lifebuoy::session::LocalSide {
             identity,
             role: lifebuoy::proto::Role::Viewer,

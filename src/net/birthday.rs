@@ -239,7 +239,7 @@ pub async fn accept(local: &LocalSide, go: &Go, nonces: &NonceGate) -> Result<Pe
             _ = tell.tick() => { let _ = endpoint.send(agent, &found, None); }
             incoming = window.next() => {
                 let incoming = incoming.ok_or(SessionError::LocallyClosed)?;
-                let addr = incoming.remote_address();
+                let addr = super::socket::canonical(incoming.remote_address());
                 match Session::accept(incoming, local, go.peer, nonces).await {
                     Ok(session) => {
                         drop(window);

@@ -400,7 +400,7 @@ async fn as_server(
                 let Some(incoming) = incoming else { return Err(SessionError::LocallyClosed) };
                 let (local, pin, nonces) = (local.clone(), go.peer, nonces.clone());
                 handshakes.spawn(async move {
-                    let addr = incoming.remote_address();
+                    let addr = super::socket::canonical(incoming.remote_address());
                     (addr, Session::accept(incoming, &local, pin, &nonces).await)
                 });
             }

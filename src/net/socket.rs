@@ -94,8 +94,8 @@ fn spelled_for(to: SocketAddr, v6: bool) -> SocketAddr {
 }
 
 /// `from` in its canonical form (an IPv4-mapped address as IPv4), as the
-/// rest of lifebuoy compares addresses.
-fn canonical(from: SocketAddr) -> SocketAddr {
+/// rest of lifebuoy compares and shows addresses.
+pub fn canonical(from: SocketAddr) -> SocketAddr {
     SocketAddr::new(from.ip().to_canonical(), from.port())
 }
 

@@ -109,9 +109,10 @@ impl Link {
         self.conn.rtt()
     }
 
-    /// The peer's address as this side sees it.
+    /// The peer's address as this side sees it (an IPv4 address as IPv4,
+    /// also on a socket for both families).
     pub fn remote_address(&self) -> std::net::SocketAddr {
-        self.conn.remote_address()
+        crate::net::socket::canonical(self.conn.remote_address())
     }
 
     /// Closes the connection at once; unsent data is dropped.
