@@ -167,28 +167,59 @@ pub async fn probe(endpoint: &PeerEndpoint, go: &Go) {
 /// probe reached it still hears one. Never returns.
 pub async fn probe_answering(endpoint: &PeerEndpoint, go: &Go) {
     let Some(peer) = peer_public(go) else { return std::future::pending().await };
-    let punch = Datagram::Punch { token: go.relay_token };
+    let mut answers = Answers::new(peer.ip(), go.relay_token);
     let answer = async {
-        let mut answered: Vec<SocketAddr> = Vec::new();
         loop {
             match endpoint.recv().await {
-                Some((from, Datagram::Punch { token }))
-                    if token == go.relay_token
-                        && from.ip().to_canonical() == peer.ip().to_canonical()
-                        && !answered.contains(&from)
-                        && answered.len() < ANSWERED_MAX =>
-                {
-                    answered.push(from);
-                    for _ in 0..2 {
-                        let _ = endpoint.send(from, &punch, None);
-                    }
+                Some((from, datagram)) => {
+                    answers.heard(endpoint, from, datagram);
                 }
-                Some(_) => {}
                 None => std::future::pending::<()>().await,
             }
         }
     };
     tokio::join!(probe(endpoint, go), answer);
+}
+
+/// The other side's punches, each port it punched from answered once.
+struct Answers {
+    peer: IpAddr,
+    token: [u8; 16],
+    answered: Vec<SocketAddr>,
+}
+
+/// What a datagram was to [`Answers`].
+#[derive(Debug, PartialEq, Eq)]
+enum Heard {
+    /// Not a punch of the other side's.
+    Other,
+    /// A punch from a port not heard before: answered.
+    First,
+    /// A punch from a port heard (and answered) before.
+    Again,
+}
+
+impl Answers {
+    fn new(peer: IpAddr, token: [u8; 16]) -> Answers {
+        Answers { peer, token, answered: Vec::new() }
+    }
+
+    fn heard(&mut self, endpoint: &PeerEndpoint, from: SocketAddr, datagram: Datagram) -> Heard {
+        let punch = Datagram::Punch { token: self.token };
+        if datagram != punch || from.ip().to_canonical() != self.peer.to_canonical() {
+            return Heard::Other;
+        }
+        if self.answered.contains(&from) {
+            return Heard::Again;
+        }
+        if self.answered.len() < ANSWERED_MAX {
+            self.answered.push(from);
+            for _ in 0..2 {
+                let _ = endpoint.send(from, &punch, None);
+            }
+        }
+        Heard::First
+    }
 }
 
 /// The symmetric side: opens [`PORTS`] ports towards the peer until one
@@ -265,25 +296,15 @@ pub async fn connect_to_found(
     go: &Go,
 ) -> Result<PeerLink, SessionError> {
     let peer = peer_public(go).ok_or(SessionError::NoPath)?;
-    let punch = Datagram::Punch { token: go.relay_token };
+    let mut answers = Answers::new(peer.ip(), go.relay_token);
     let found = async {
-        let mut answered: Vec<SocketAddr> = Vec::new();
         loop {
             match endpoint.recv().await {
-                Some((from, Datagram::Punch { token }))
-                    if token == go.relay_token && from.ip().to_canonical() == peer.ip().to_canonical() =>
-                {
-                    if answered.contains(&from) {
+                Some((from, datagram)) => {
+                    if answers.heard(endpoint, from, datagram) == Heard::Again {
                         return Some(from);
                     }
-                    if answered.len() < ANSWERED_MAX {
-                        answered.push(from);
-                        for _ in 0..2 {
-                            let _ = endpoint.send(from, &punch, None);
-                        }
-                    }
                 }
-                Some(_) => {}
                 None => return None,
             }
         }

@@ -74,18 +74,19 @@ fn path_change(case: &str, nat: &str, how: &str) -> (Vec<String>, Vec<String>) {
     (agent_log, viewer_log)
 }
 
+// The bound: a survived rebinding costs at most 2 s without packets.
 #[test]
 fn case8_the_agents_nat_maps_anew_mid_session_and_the_session_goes_on() {
     let (agent, viewer) = mapping_change("nata");
     eprintln!("gaps: agent {agent} ms, viewer {viewer} ms");
-    assert!(agent.max(viewer) <= 3000, "agent {agent} ms, viewer {viewer} ms");
+    assert!(agent.max(viewer) <= 2000, "agent {agent} ms, viewer {viewer} ms");
 }
 
 #[test]
 fn case9_the_technicians_nat_maps_anew_mid_session_and_the_session_goes_on() {
     let (agent, viewer) = mapping_change("natb");
     eprintln!("gaps: agent {agent} ms, viewer {viewer} ms");
-    assert!(agent.max(viewer) <= 3000, "agent {agent} ms, viewer {viewer} ms");
+    assert!(agent.max(viewer) <= 2000, "agent {agent} ms, viewer {viewer} ms");
 }
 
 #[test]
