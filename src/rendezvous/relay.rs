@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 
 use lifebuoy_proto::datagram::{is_lifebuoy, Datagram, RelaySide};
 
+use crate::net::socket::same;
+
 /// A pair with no traffic for this long is dropped: its session sends a
 /// keep-alive every second and ends after 5 s of silence, so this is well
 /// past its end.
@@ -149,11 +151,8 @@ impl Pairings {
             }
             return;
         };
-        let moved = |was: SocketAddr, now: SocketAddr| {
-            (was.ip().to_canonical(), was.port()) != (now.ip().to_canonical(), now.port())
-        };
-        let moved_client = moved(pair.observed.client, observed.client);
-        let moved_server = moved(pair.observed.server, observed.server);
+        let moved_client = !same(pair.observed.client, observed.client);
+        let moved_server = !same(pair.observed.server, observed.server);
         if moved_client || moved_server {
             unroute(&mut self.routes, &token, pair);
             if moved_client {
