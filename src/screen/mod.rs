@@ -5,8 +5,11 @@
 pub mod capture;
 pub mod changes;
 pub mod codec_bench;
+pub mod credits;
+pub mod estimate;
 #[cfg(any(windows, target_os = "macos"))]
 pub mod native;
+pub mod receive;
 pub mod record;
 pub mod stream;
 pub mod synthetic;

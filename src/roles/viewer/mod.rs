@@ -409,6 +409,7 @@ async fn hold(
     if let Some(dir) = files.inbox_dir() {
         emit(ViewerEvent::Inbox(dir.to_owned())).await;
     }
+    let mut lost = screen.lost.clone();
     let streams = tokio::spawn(route_streams(session.link.clone(), screen, files.clone()));
     let mut peer_end = None;
     let (ending, quit) = loop {
@@ -453,6 +454,12 @@ async fn hold(
                 Some(ViewerCommand::Accept(_) | ViewerCommand::Decline(_)) => {}
             },
             Some(item) = news.recv() => { emit(ViewerEvent::File(item)).await; }
+            // The picture lost its chain of updates: the agent sends a
+            // fresh frame of a monitor selected again.
+            Ok(()) = lost.changed() => {
+                let id = *lost.borrow_and_update();
+                let _ = session.control.tx.send(&Control::SelectMonitor { id }).await;
+            }
             Ok(()) = stalled.changed() => {
                 let now = *stalled.borrow_and_update();
                 emit(ViewerEvent::PathStalled(now)).await;
