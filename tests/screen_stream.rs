@@ -207,7 +207,7 @@ async fn the_technician_switches_monitors_and_sees_the_pointer() {
     let c = p.cursor(|c| c.shape.is_some()).await;
     assert_eq!(c.shape.as_deref(), Some(&Synthetic::cursor_shape()));
     p.monitor.send_replace(1);
-    let second = p.frame(|f| f.monitor == 1).await;
+    let second = p.frame(|f| f.monitor == 1 && f.complete).await;
     // A fresh frame of the other monitor, exact, and the stream goes on from there.
     assert_eq!((second.image.width, second.image.height), (200, 320));
     assert!(*second.image == Synthetic::frame_of(1, 200, 320, second.seq as u32 - 1));
@@ -225,7 +225,7 @@ async fn paced_pipeline_shows_the_real_screen() {
     let _window = xterm(&mut started, &display);
     let capture = X11Capture::open(Some(&display)).unwrap();
     let p = Pipeline::start(Box::new(capture)).await;
-    let f = p.frame(|f| f.seq >= 1).await;
+    let f = p.frame(|f| f.complete).await;
     // A static screen: what the viewer shows is what is on the screen now.
     let now = X11Capture::open(Some(&display)).unwrap().snapshot().unwrap();
     assert!(*f.image == now, "the viewer's picture differs from the screen");
@@ -239,7 +239,7 @@ async fn the_customers_pointer_reaches_the_viewer_with_its_shape() {
     let window = xterm(&mut started, &display);
     let capture = X11Capture::open(Some(&display)).unwrap();
     let p = Pipeline::start(Box::new(capture)).await;
-    p.frame(|f| f.seq >= 1).await;
+    p.frame(|f| f.complete).await;
     let xdotool = |args: &[&str]| {
         let ok = Command::new("xdotool").env("DISPLAY", &display).args(args).status().unwrap();
         assert!(ok.success(), "xdotool {args:?}");
@@ -270,7 +270,7 @@ async fn damage_driven_capture_ends_bit_exact_after_moves_and_typing() {
     let window = xterm(&mut started, &display);
     let capture = X11Capture::open(Some(&display)).unwrap();
     let p = Pipeline::start(Box::new(capture)).await;
-    p.frame(|f| f.seq >= 1).await;
+    p.frame(|f| f.complete).await;
     let xdotool = |args: &[&str]| {
         let ok = Command::new("xdotool").env("DISPLAY", &display).args(args).status().unwrap();
         assert!(ok.success(), "xdotool {args:?}");
@@ -315,7 +315,7 @@ async fn drawing_that_keeps_to_one_place_is_never_lost() {
     let display = xvfb(&mut started, "640x480x24");
     let capture = X11Capture::open(Some(&display)).unwrap();
     let p = Pipeline::start(Box::new(capture)).await;
-    p.frame(|f| f.seq >= 1).await;
+    p.frame(|f| f.complete).await;
     const LAST: u32 = 0xd0_4020;
     let drawer = display.clone();
     // A second of drawing in one place, in steps as a program draws.
@@ -402,7 +402,7 @@ async fn a_change_the_system_did_not_report_reaches_the_viewer_at_the_next_check
         band: Vec::new(),
     };
     let p = Pipeline::start(Box::new(capture)).await;
-    let first = p.frame(|f| f.seq >= 1).await;
+    let first = p.frame(|f| f.complete).await;
     assert_eq!(pixel(&first.image, 0, 20), 0x40_4040);
     change.store(true, std::sync::atomic::Ordering::SeqCst);
     let started = std::time::Instant::now();

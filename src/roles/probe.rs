@@ -121,7 +121,7 @@ pub fn parse_region(s: &str) -> Result<Rect, String> {
 /// Waits for the first complete image: the instant it was there.
 pub async fn first_frame(view: &SessionView) -> Result<Instant, ProbeError> {
     let mut image = view.screen.image.clone();
-    image.wait_for(|f| f.is_some()).await.map_err(|_| ProbeError::NoScreen)?;
+    image.wait_for(|f| f.as_ref().is_some_and(|f| f.complete)).await.map_err(|_| ProbeError::NoScreen)?;
     Ok(Instant::now())
 }
 
@@ -130,7 +130,7 @@ pub async fn first_frame(view: &SessionView) -> Result<Instant, ProbeError> {
 /// customer's screen must draw typed keys there (a terminal running `cat`).
 pub async fn input_to_photon(view: &SessionView, region: Rect, keys: usize) -> Result<PhotonRun, ProbeError> {
     let mut image = view.screen.image.clone();
-    image.wait_for(|f| f.is_some()).await.map_err(|_| ProbeError::NoScreen)?;
+    image.wait_for(|f| f.as_ref().is_some_and(|f| f.complete)).await.map_err(|_| ProbeError::NoScreen)?;
     let mut run = PhotonRun { keys: Vec::with_capacity(keys) };
     for key in 1..=keys {
         // Keys must not fall into step with the capture pacing (60 Hz), as

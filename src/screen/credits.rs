@@ -30,6 +30,13 @@ pub const SPAN: u64 = 8;
 pub const VIEWER_WAITING_MAX: usize = 2 * SPAN as usize;
 /// Bytes the viewer holds at most while waiting for an earlier update.
 pub const VIEWER_WAITING_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Size of an update while the path's rate is unknown (the first one, or
+/// after a quiet spell): half a second at 1 Mbit/s, nothing on a LAN,
+/// where the next update's budget is ten times what this one proved.
+pub const FIRST_BUDGET: usize = 64 * 1024;
+/// The smallest update budget: below this the costs of an update (its
+/// stream, its header) outweigh what a smaller slice would save.
+pub const BUDGET_MIN: usize = 2 * 1024;
 
 #[derive(Clone, Copy, Debug)]
 struct Flight {
@@ -53,23 +60,27 @@ impl Credits {
         Credits::default()
     }
 
-    /// Whether to allow one more capture now. At most one is allowed
-    /// ahead, so each decision sees the newest acknowledgements.
-    pub fn grant(&mut self) -> bool {
+    /// Whether to allow one more capture now, and if so how many bytes
+    /// its update should take: half the bytes the path may hold, so two
+    /// updates on the way keep it busy without a queue. At most one
+    /// capture is allowed ahead, so each decision sees the newest
+    /// acknowledgements.
+    pub fn grant(&mut self) -> Option<usize> {
         if self.granted || self.flights.len() >= IN_FLIGHT {
-            return false;
+            return None;
         }
+        let budget = self.estimate.budget();
         if let Some(&oldest) = self.flights.keys().next() {
             if self.last_sent + 1 - oldest >= SPAN {
-                return false;
+                return None;
             }
             let on_the_way: u64 = self.flights.values().map(|f| f.bytes).sum();
-            if self.estimate.budget().is_some_and(|b| on_the_way >= b) {
-                return false;
+            if budget.is_some_and(|b| on_the_way >= b) {
+                return None;
             }
         }
         self.granted = true;
-        true
+        Some(budget.map_or(FIRST_BUDGET, |b| (b / 2) as usize).max(BUDGET_MIN))
     }
 
     /// The capture thread sent update `seq` of `bytes` (using the grant).
@@ -116,32 +127,36 @@ mod tests {
     fn two_updates_on_the_way_and_one_grant_ahead() {
         let now = Instant::now();
         let mut c = Credits::new();
-        assert!(c.grant());
-        assert!(!c.grant(), "one grant at a time");
+        assert_eq!(c.grant(), Some(FIRST_BUDGET));
+        assert!(c.grant().is_none(), "one grant at a time");
         c.sent(now, 1, 100);
-        assert!(c.grant());
+        assert!(c.grant().is_some());
         c.sent(now, 2, 100);
-        assert!(!c.grant(), "two unacknowledged");
+        assert!(c.grant().is_none(), "two unacknowledged");
         c.acked(now, 2);
-        assert!(c.grant());
+        assert!(c.grant().is_some());
     }
 
     #[test]
     fn small_updates_never_run_more_than_the_span_past_a_big_one() {
         let now = Instant::now();
         let mut c = Credits::new();
-        assert!(c.grant());
-        c.sent(now, 1, 5_000_000);
-        // Each small one is acknowledged while update 1 is still on the way.
-        let mut seq = 1;
-        while c.grant() {
+        // A fast path: bytes are no bound here.
+        assert!(c.grant().is_some());
+        c.sent(now, 1, 100_000_000);
+        c.acked(now + Duration::from_millis(10), 1);
+        assert!(c.grant().is_some());
+        c.sent(now, 2, 5_000_000);
+        // Each small one is acknowledged while update 2 is still on the way.
+        let mut seq = 2;
+        while c.grant().is_some() {
             seq += 1;
             c.sent(now, seq, 300);
             c.acked(now, seq);
         }
-        assert_eq!(seq, SPAN, "updates 2..={SPAN} sent, then the window is closed");
-        c.acked(now + Duration::from_secs(3), 1);
-        assert!(c.grant());
+        assert_eq!(seq, 1 + SPAN, "updates 3..={} sent, then the window is closed", 1 + SPAN);
+        c.acked(now + Duration::from_secs(3), 2);
+        assert!(c.grant().is_some());
     }
 
     #[test]
@@ -151,7 +166,7 @@ mod tests {
         // Teach it a 125 kB/s path with a 30 ms round trip.
         let mut now = t0;
         for seq in 1..=20 {
-            assert!(c.grant());
+            assert!(c.grant().is_some());
             c.on_rtt(now, Duration::from_millis(30));
             c.sent(now, seq, 12_500);
             now += Duration::from_millis(130);
@@ -159,12 +174,14 @@ mod tests {
         }
         let budget = c.estimate().budget().unwrap();
         assert!((6_000..9_000).contains(&budget), "{budget}");
-        // A 50 kB update is over the budget on its own: it goes, the next waits.
-        assert!(c.grant());
+        // Each update is asked to take half of that.
+        let slice = c.grant().unwrap();
+        assert_eq!(slice, (budget / 2) as usize);
+        // A 50 kB update is over the budget on its own: it went, the next waits.
         c.sent(now, 21, 50_000);
-        assert!(!c.grant());
+        assert!(c.grant().is_none());
         assert!(c.behind(now + Duration::from_millis(200)) >= Duration::from_millis(200));
         c.acked(now + Duration::from_millis(430), 21);
-        assert!(c.grant());
+        assert!(c.grant().is_some());
     }
 }

@@ -29,8 +29,8 @@ pub const ROUND_TRIPS: u32 = 2;
 /// ...or in this long, whichever is more: on a LAN the round trip is
 /// tens of microseconds, and a bound that small would only add waits.
 pub const BUDGET_FLOOR: Duration = Duration::from_millis(10);
-/// Transfer times below this say nothing about the rate (timer and
-/// scheduling noise).
+/// Transfer times below this are timer and scheduling noise: such an
+/// update only says the path carries at least its bytes in this long.
 const TRANSFER_MIN: Duration = Duration::from_millis(1);
 /// Samples kept at most.
 const SAMPLES_MAX: usize = 64;
@@ -47,6 +47,8 @@ struct Sample {
 #[derive(Debug, Default)]
 pub struct LinkEstimate {
     samples: VecDeque<Sample>,
+    /// Rates the path carried at least (updates too quick to time).
+    floors: VecDeque<(Instant, f64)>,
     rtts: VecDeque<(Instant, Duration)>,
     last_ack: Option<Instant>,
     behind: Duration,
@@ -80,6 +82,8 @@ impl LinkEstimate {
         let transfer = now.saturating_duration_since(start);
         if transfer >= TRANSFER_MIN {
             self.samples.push_back(Sample { at: now, bytes, transfer });
+        } else {
+            self.floors.push_back((now, bytes as f64 / TRANSFER_MIN.as_secs_f64()));
         }
         self.last_ack = Some(self.last_ack.map_or(now, |a| a.max(now)));
         self.behind = crossing.saturating_sub(self.base_rtt().unwrap_or_default());
@@ -91,6 +95,11 @@ impl LinkEstimate {
             || self.samples.len() > SAMPLES_MAX
         {
             self.samples.pop_front();
+        }
+        while self.floors.front().is_some_and(|f| now.saturating_duration_since(f.0) > RATE_WINDOW)
+            || self.floors.len() > SAMPLES_MAX
+        {
+            self.floors.pop_front();
         }
         while self.rtts.front().is_some_and(|r| now.saturating_duration_since(r.0) > RTT_WINDOW)
             || self.rtts.len() > SAMPLES_MAX
@@ -108,7 +117,12 @@ impl LinkEstimate {
     pub fn rate(&self) -> Option<f64> {
         let bytes: u64 = self.samples.iter().map(|s| s.bytes).sum();
         let time: f64 = self.samples.iter().map(|s| s.transfer.as_secs_f64()).sum();
-        (time > 0.0).then(|| bytes as f64 / time)
+        let timed = (time > 0.0).then(|| bytes as f64 / time);
+        let floor = self.floors.iter().map(|f| f.1).reduce(f64::max);
+        match (timed, floor) {
+            (Some(t), Some(f)) => Some(t.max(f)),
+            (t, f) => t.or(f),
+        }
     }
 
     /// How much longer than an empty path's round trip the newest
@@ -251,5 +265,23 @@ mod tests {
             now += Duration::from_millis(16);
         }
         assert!(e.budget().unwrap() >= 900_000, "{:?}", e.budget());
+    }
+
+    #[test]
+    fn updates_too_quick_to_time_raise_the_rate_they_prove() {
+        let t0 = Instant::now();
+        let mut e = LinkEstimate::new();
+        e.on_rtt(t0, Duration::from_micros(50));
+        // 64 kB acknowledged 0.2 ms after it was sent: at least 64 MB/s.
+        e.on_ack(t0 + Duration::from_micros(200), t0, 64_000);
+        assert!(e.rate().unwrap() >= 64_000_000.0);
+        // A slow, timed sample does not pull it down while the floor holds.
+        let t1 = t0 + Duration::from_millis(100);
+        e.on_ack(t1 + Duration::from_millis(20), t1, 10_000);
+        assert!(e.rate().unwrap() >= 64_000_000.0);
+        // The floor is forgotten with the window.
+        let t2 = t0 + RATE_WINDOW + Duration::from_millis(50);
+        e.on_ack(t2 + Duration::from_millis(20), t2, 10_000);
+        assert!(e.rate().unwrap() < 1_000_000.0, "{:?}", e.rate());
     }
 }

@@ -44,6 +44,10 @@ pub struct Frame {
     pub monitor: u8,
     /// The pixels.
     pub image: Arc<Image>,
+    /// Whether every tile arrived since the last fresh frame: a fresh
+    /// frame cut into slices on a slow path shows black where its later
+    /// slices go until they come.
+    pub complete: bool,
 }
 
 /// The customer's pointer, for the viewer to draw over the image.
@@ -155,6 +159,9 @@ struct Decoding {
     spare: Option<Image>,
     touched_before: Vec<u32>,
     shown: Option<(u8, u32, u32)>,
+    /// Tiles not yet received since the last fresh frame.
+    missing: Vec<bool>,
+    missing_count: usize,
     image: watch::Sender<Option<Frame>>,
     log: Arc<Mutex<ChangeLog>>,
 }
@@ -167,10 +174,21 @@ impl Decoding {
         let copy = publishable(self.spare.take(), img, &self.touched_before, touched, fresh);
         self.touched_before.clear();
         self.touched_before.extend_from_slice(touched);
+        if fresh {
+            let (cols, rows) = img.tiles();
+            self.missing = vec![true; (cols * rows) as usize];
+            self.missing_count = self.missing.len();
+        }
+        for &index in touched {
+            if self.missing.get(index as usize).is_some_and(|m| *m) {
+                self.missing[index as usize] = false;
+                self.missing_count -= 1;
+            }
+        }
         let whole = fresh || self.shown != Some((monitor, img.width, img.height));
         self.shown = Some((monitor, img.width, img.height));
         self.log.lock().expect("not poisoned").record(seq, whole, touched);
-        let frame = Frame { seq, monitor, image: Arc::new(copy) };
+        let frame = Frame { seq, monitor, image: Arc::new(copy), complete: self.missing_count == 0 };
         let old = self.image.send_replace(Some(frame));
         self.spare = old.and_then(|f| Arc::try_unwrap(f.image).ok());
         if self.spare.is_none() {
@@ -201,6 +219,8 @@ impl ScreenReceiver {
                     spare: None,
                     touched_before: Vec::new(),
                     shown: None,
+                    missing: Vec::new(),
+                    missing_count: 0,
                     image: image_tx,
                     log,
                 };

@@ -12,7 +12,7 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lifebuoy_proto::codec::Encoder;
+use lifebuoy_proto::codec::{Encoder, Image, Rect};
 use lifebuoy_proto::screen::{Screen, ScreenUpdate};
 use tokio::sync::{mpsc, watch};
 
@@ -80,7 +80,7 @@ pub async fn send_screen(
     capture: Box<dyn Capture>,
     monitor: watch::Receiver<u8>,
 ) -> Result<SenderStats, SessionError> {
-    let (grant_tx, grant_rx) = std_mpsc::channel::<()>();
+    let (grant_tx, grant_rx) = std_mpsc::channel::<usize>();
     let mut credits = Credits::new();
     let (updates_tx, mut updates_rx) = mpsc::channel::<Result<Encoded, CaptureError>>(1);
     let stats = Arc::new(Mutex::new(SenderStats::default()));
@@ -99,8 +99,8 @@ pub async fn send_screen(
         // At most one capture allowed ahead: each decision sees the newest
         // acknowledgements. The thread waits for it; a send that fails
         // means the thread has stopped, which the next recv tells.
-        if credits.grant() {
-            let _ = grant_tx.send(());
+        if let Some(budget) = credits.grant() {
+            let _ = grant_tx.send(budget);
         }
         tokio::select! {
             update = updates_rx.recv() => match update {
@@ -229,7 +229,7 @@ impl CaptureLoop {
 
     fn run(
         &mut self,
-        credits: std_mpsc::Receiver<()>,
+        grants: std_mpsc::Receiver<usize>,
         updates: mpsc::Sender<Result<Encoded, CaptureError>>,
         stats: Arc<Mutex<SenderStats>>,
     ) {
@@ -243,11 +243,13 @@ impl CaptureLoop {
         let mut fresh = true;
         let (mut checked, mut band) = (Instant::now(), 0u32);
         let mut bucket = Bucket { tokens: BURST, at: Instant::now() };
+        // Changed tiles a budget left out, as damage for the next capture.
+        let mut left: Vec<Rect> = Vec::new();
         loop {
             // A grant per update: wait for one before capturing, so what
             // is captured is sent at once. The pointer is watched meanwhile.
-            match credits.recv_timeout(CURSOR_POLL) {
-                Ok(()) => {}
+            let budget = match grants.recv_timeout(CURSOR_POLL) {
+                Ok(budget) => budget,
                 Err(std_mpsc::RecvTimeoutError::Timeout) => {
                     self.poll_cursor(selected);
                     if updates.is_closed() {
@@ -256,7 +258,7 @@ impl CaptureLoop {
                     continue;
                 }
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
-            }
+            };
             loop {
                 // Paced: wait for the next frame's turn, unless drawing starts
                 // somewhere new (then capture at once, within a small debt).
@@ -280,9 +282,10 @@ impl CaptureLoop {
                     }
                     encoder.reset();
                     fresh = true;
+                    left.clear();
                     self.last_cursor = None;
                 }
-                let changed = fresh || self.capture.wait_change(CURSOR_POLL);
+                let changed = fresh || !left.is_empty() || self.capture.wait_change(CURSOR_POLL);
                 self.poll_cursor(selected);
                 let check = !fresh && checked.elapsed() >= CHECK_INTERVAL * if changed { 2 } else { 1 };
                 if !changed && !check {
@@ -308,11 +311,17 @@ impl CaptureLoop {
                 };
                 stats.lock().expect("not poisoned").captured += 1;
                 let (width, height) = (grabbed.image.width as u16, grabbed.image.height as u16);
+                // What a budget left last time is compared again, with
+                // whatever was drawn since: the newest pixels go.
+                let damage = grabbed.damage.map(|d| [d, &left[..]].concat());
+                left.clear();
                 // A key's echo beside a scrolling log goes out first, as an
                 // update of its own, while the log's tiles are compared and packed.
                 let mut sent_first = false;
                 if !grabbed.first.is_empty() {
-                    if let Some((data, _)) = encoder.encode_frame(grabbed.image, Some(grabbed.first)) {
+                    let sliced = encoder.encode_frame_within(grabbed.image, Some(grabbed.first), budget);
+                    left.extend(tile_rows(grabbed.image, &sliced.left));
+                    if let Some((data, _)) = sliced.update {
                         seq += 1;
                         let encoded = Encoded { seq, monitor: selected, width, height, data };
                         if updates.blocking_send(Ok(encoded)).is_err() {
@@ -321,9 +330,11 @@ impl CaptureLoop {
                         sent_first = true;
                     }
                 }
-                if let Some((data, _)) = encoder.encode_frame(grabbed.image, grabbed.damage) {
+                let sliced = encoder.encode_frame_within(grabbed.image, damage.as_deref(), budget);
+                left.extend(tile_rows(grabbed.image, &sliced.left));
+                if let Some((data, _)) = sliced.update {
                     // The rest, after a first part, needs a grant of its own.
-                    if sent_first && credits.recv().is_err() {
+                    if sent_first && grants.recv().is_err() {
                         return;
                     }
                     seq += 1;
@@ -343,4 +354,20 @@ impl CaptureLoop {
             }
         }
     }
+}
+
+/// Tiles `tiles` (ascending) of `image` as rectangles, one per run of
+/// neighbours in a row of tiles.
+fn tile_rows(image: &Image, tiles: &[u32]) -> Vec<Rect> {
+    let mut out: Vec<Rect> = Vec::new();
+    let mut last = None;
+    for &index in tiles {
+        let r = image.tile_rect(index);
+        match out.last_mut() {
+            Some(run) if last == Some(index.wrapping_sub(1)) && run.y == r.y => run.w += r.w,
+            _ => out.push(r),
+        }
+        last = Some(index);
+    }
+    out
 }

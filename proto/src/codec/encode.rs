@@ -35,6 +35,24 @@ pub struct Encoder {
     background: Background,
     payload: Vec<u8>,
     zstd: Zstd,
+    /// Compressed over uncompressed payload of recent updates, to guess
+    /// an update's size before it is compressed; `None` before the first.
+    ratio: Option<f64>,
+    /// Tiles of a fresh frame cut by a budget that no update carried yet:
+    /// sent even where the screen shows what the viewer's blank start
+    /// shows, so the viewer knows its picture is complete.
+    unsent: Vec<bool>,
+}
+
+/// An update cut to a budget: the tiles it left for a later update.
+#[derive(Debug, Default)]
+pub struct Sliced {
+    /// The update, `None` if nothing changed.
+    pub update: Option<(Vec<u8>, EncoderStats)>,
+    /// Changed tiles this update does not carry, ascending. The encoder
+    /// still holds their old pixels, so an update that compares them again
+    /// (damage covering them) sends them.
+    pub left: Vec<u32>,
 }
 
 /// One compression context for the encoder's life: making one per update
@@ -76,11 +94,12 @@ impl Encoder {
     /// the viewer lost the chain, or switched monitors).
     pub fn reset(&mut self) {
         self.prev = None;
+        self.unsent.clear();
     }
 
     /// Encodes `image` against the previous frame. `None` if nothing changed.
     pub fn encode(&mut self, image: Image) -> Option<(Vec<u8>, EncoderStats)> {
-        let (update, _) = self.encode_inner(&image, None);
+        let (update, _, _) = self.encode_inner(&image, None, usize::MAX);
         self.prev = Some(image);
         update
     }
@@ -98,31 +117,38 @@ impl Encoder {
         image: &Image,
         damaged: Option<&[Rect]>,
     ) -> Option<(Vec<u8>, EncoderStats)> {
-        let (update, changed) = self.encode_inner(image, damaged);
-        match &mut self.prev {
-            Some(p) if p.width == image.width && p.height == image.height && update.is_some() => {
-                for &index in &changed {
-                    let r = image.tile_rect(index);
-                    for dy in 0..r.h {
-                        p.row_mut(r, dy).copy_from_slice(image.row(r, dy));
-                    }
-                }
-            }
-            Some(p) if p.width == image.width && p.height == image.height => {}
-            _ => self.prev = Some(image.clone()),
-        }
-        update
+        self.encode_frame_within(image, damaged, usize::MAX).update
     }
 
-    /// The update, and the tiles it changed. Leaves `self.prev` as it was
-    /// (or `None` where it does not match `image`'s size).
-    fn encode_inner(
-        &mut self,
-        image: &Image,
-        damaged: Option<&[Rect]>,
-    ) -> (Option<(Vec<u8>, EncoderStats)>, Vec<u32>) {
+    /// [`Encoder::encode_frame`] in an update of about `budget` bytes at
+    /// most (at least one tile): the changed tiles go in index order until
+    /// the guessed compressed size reaches the budget, the rest are left
+    /// for a later update, so a slow path carries a big change in slices a
+    /// key's echo can come between.
+    pub fn encode_frame_within(&mut self, image: &Image, damaged: Option<&[Rect]>, budget: usize) -> Sliced {
+        let (update, sent, left) = self.encode_inner(image, damaged, budget);
+        match &mut self.prev {
+            Some(p) if p.width == image.width && p.height == image.height && update.is_some() => {
+                copy_tiles(p, image, &sent);
+            }
+            Some(p) if p.width == image.width && p.height == image.height => {}
+            // A fresh frame: the viewer starts from black where it was cut.
+            _ if !left.is_empty() => {
+                let mut p = Image::new(image.width, image.height);
+                copy_tiles(&mut p, image, &sent);
+                self.prev = Some(p);
+            }
+            _ => self.prev = Some(image.clone()),
+        }
+        Sliced { update, left }
+    }
+
+    /// The update, the tiles it changed and the changed tiles it left.
+    /// Leaves `self.prev` as it was (or `None` where it does not match
+    /// `image`'s size).
+    fn encode_inner(&mut self, image: &Image, damaged: Option<&[Rect]>, budget: usize) -> Encoded {
         let prev = self.prev.take().filter(|p| p.width == image.width && p.height == image.height);
-        let update = self.encode_against(prev.as_ref(), image, damaged);
+        let update = self.encode_against(prev.as_ref(), image, damaged, budget);
         self.prev = prev;
         update
     }
@@ -132,7 +158,8 @@ impl Encoder {
         prev: Option<&Image>,
         image: &Image,
         damaged: Option<&[Rect]>,
-    ) -> (Option<(Vec<u8>, EncoderStats)>, Vec<u32>) {
+        budget: usize,
+    ) -> Encoded {
         if prev.is_none() {
             self.background.reset();
         }
@@ -140,18 +167,20 @@ impl Encoder {
         let mut stats = EncoderStats { tiles: cols * rows, ..Default::default() };
         let mut ops = Vec::new();
         self.payload.clear();
+        if prev.is_none() {
+            self.unsent = vec![true; (cols * rows) as usize];
+        }
+        let unsent = &self.unsent;
         let changed: Vec<u32> = match prev {
             Some(p) => (0..cols * rows)
                 .filter(|&i| {
                     let r = image.tile_rect(i);
-                    damaged.is_none_or(|d| d.iter().any(|d| d.overlaps(&r))) && !same(p, image, r)
+                    unsent.get(i as usize).is_some_and(|u| *u)
+                        || damaged.is_none_or(|d| d.iter().any(|d| d.overlaps(&r))) && !same(p, image, r)
                 })
                 .collect(),
             None => (0..cols * rows).collect(),
         };
-        if let Some(p) = prev {
-            self.background.detach(p, changed.iter().copied());
-        }
         let mut offsets: Vec<(i64, i64)> = Vec::new();
         if let Some(p) = prev {
             let found = motion::vertical_offsets(p, image, &changed).into_iter().map(|dy| (0, dy));
@@ -161,7 +190,23 @@ impl Encoder {
                 }
             }
         }
-        for &index in &changed {
+        let ratio = self.ratio.unwrap_or(1.0);
+        let mut sent = Vec::with_capacity(changed.len());
+        let mut left = Vec::new();
+        for (n, &index) in changed.iter().enumerate() {
+            // Operations cost a few bytes each, the payload what it compresses to.
+            let guess = ops.len() * 8 + (self.payload.len() as f64 * ratio) as usize;
+            if !ops.is_empty() && guess >= budget {
+                left.extend_from_slice(&changed[n..]);
+                break;
+            }
+            sent.push(index);
+            if let Some(u) = self.unsent.get_mut(index as usize) {
+                *u = false;
+            }
+            if let Some(p) = prev {
+                self.background.detach(p, [index]);
+            }
             let r = image.tile_rect(index);
             let op = match prev {
                 Some(p) => self.choose(p, image, index, &offsets),
@@ -191,9 +236,9 @@ impl Encoder {
         }
         if ops.is_empty() {
             // No update: the decoder ages nothing either.
-            return (None, changed);
+            return (None, sent, left);
         }
-        self.background.settle(image, changed.iter().copied());
+        self.background.settle(image, sent.iter().copied());
         let current = image;
         let mut out = Vec::with_capacity(self.payload.len() / 4 + 64);
         out.push(VERSION);
@@ -229,10 +274,12 @@ impl Encoder {
             put_varint(&mut out, 0);
         } else {
             let compressed = self.zstd.compress(&self.payload);
+            let now = compressed.len() as f64 / self.payload.len() as f64;
+            self.ratio = Some(self.ratio.map_or(now, |r| r * 0.75 + now * 0.25));
             put_varint(&mut out, compressed.len() as u64);
             out.extend_from_slice(&compressed);
         }
-        (Some((out, stats)), changed)
+        (Some((out, stats)), sent, left)
     }
 
     /// The operation for changed tile `index`; a mixed tile's payload is
@@ -293,6 +340,19 @@ fn breaks(prev: &Image, cur: &Image, r: Rect) -> (usize, usize) {
         }
     }
     (raw, xor)
+}
+
+/// What [`Encoder::encode_against`] made: the update, the tiles it
+/// carries, the changed tiles it left.
+type Encoded = (Option<(Vec<u8>, EncoderStats)>, Vec<u32>, Vec<u32>);
+
+fn copy_tiles(to: &mut Image, from: &Image, tiles: &[u32]) {
+    for &index in tiles {
+        let r = from.tile_rect(index);
+        for dy in 0..r.h {
+            to.row_mut(r, dy).copy_from_slice(from.row(r, dy));
+        }
+    }
 }
 
 fn same(a: &Image, b: &Image, r: Rect) -> bool {

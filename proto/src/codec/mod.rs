@@ -50,7 +50,7 @@ mod motion;
 mod wire;
 
 pub use decode::Decoder;
-pub use encode::{Encoder, EncoderStats};
+pub use encode::{Encoder, EncoderStats, Sliced};
 pub use image::{Image, Rect};
 
 /// Side of a tile in pixels.

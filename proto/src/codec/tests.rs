@@ -125,6 +125,36 @@ proptest! {
     }
 
     #[test]
+    fn sliced_updates_end_bit_exact_with_changes_between_the_slices(
+        w in 1..300u32, h in 1..200u32, seed in any::<u64>(), budget in 1..6000usize,
+        edits in prop::collection::vec(edit(), 1..20)
+    ) {
+        let mut enc = Encoder::new();
+        let mut dec = Decoder::new();
+        let mut frame = noise(w, h, seed);
+        // One slice per change: what is left waits, and the next change
+        // comes on top of it, as on a slow path.
+        let mut slice = |enc: &mut Encoder, dec: &mut Decoder, frame: &Image| {
+            let sliced = enc.encode_frame_within(frame, None, budget);
+            if let Some((update, _)) = &sliced.update {
+                dec.decode(update).unwrap();
+            }
+            sliced.left.is_empty()
+        };
+        slice(&mut enc, &mut dec, &frame);
+        for e in &edits {
+            frame = apply(&frame, e);
+            slice(&mut enc, &mut dec, &frame);
+        }
+        let mut rounds = 0;
+        while !slice(&mut enc, &mut dec, &frame) {
+            rounds += 1;
+            prop_assert!(rounds < 1000);
+        }
+        prop_assert_eq!(dec.image().unwrap(), &frame);
+    }
+
+    #[test]
     fn hostile_updates_are_errors_not_panics(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
         let mut dec = Decoder::new();
         let _ = dec.decode(&bytes);
@@ -414,4 +444,46 @@ proptest! {
             frame = next;
         }
     }
+}
+
+#[test]
+fn a_budget_cuts_a_big_change_into_updates_near_it() {
+    let mut enc = Encoder::new();
+    let mut dec = Decoder::new();
+    let frame = noise(640, 384, 11);
+    let mut sizes = Vec::new();
+    loop {
+        let sliced = enc.encode_frame_within(&frame, None, 20_000);
+        let (update, _) = sliced.update.expect("tiles are left");
+        sizes.push(update.len());
+        dec.decode(&update).unwrap();
+        if sliced.left.is_empty() {
+            break;
+        }
+    }
+    assert!(sizes.len() > 3, "{sizes:?}");
+    // The first guess knows no compression ratio; after it, slices stay near the budget.
+    assert!(sizes[1..sizes.len() - 1].iter().all(|&s| s < 20_000 * 3 / 2), "{sizes:?}");
+    assert_eq!(dec.image().unwrap(), &frame);
+}
+
+#[test]
+fn a_cut_fresh_frame_sends_every_tile_even_those_like_the_blank_start() {
+    let mut enc = Encoder::new();
+    let mut dec = Decoder::new();
+    // Noise on top, black below: the black tiles equal the viewer's start.
+    let mut frame = noise(256, 256, 5);
+    frame.pixels[256 * 4 * 128..].fill(0);
+    let mut seen = std::collections::BTreeSet::new();
+    loop {
+        let sliced = enc.encode_frame_within(&frame, Some(&[]), 2_000);
+        let Some((update, _)) = sliced.update else { break };
+        dec.decode(&update).unwrap();
+        seen.extend(dec.touched().0.iter().copied());
+        if sliced.left.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 16, "every tile of the 4x4 reached the viewer");
+    assert_eq!(dec.image().unwrap(), &frame);
 }

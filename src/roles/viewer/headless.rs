@@ -95,7 +95,7 @@ async fn measure(
 
 /// Says what the screen stream showed, and saves its last picture if asked.
 fn report_screen(screen: &ScreenReceiver, screenshot: Option<&std::path::Path>) {
-    let Some(Frame { seq: updates, monitor, image }) = screen.image.borrow().clone() else {
+    let Some(Frame { seq: updates, monitor, image, .. }) = screen.image.borrow().clone() else {
         say!("screen: nothing received");
         return;
     };
