@@ -66,6 +66,12 @@ bench-session runs="20" keys="200":
     cargo build --release --quiet
     lab/bench-session {{runs}} {{keys}} tigervnc loopback eim
 
+# The same on a customer's slow uplink (tbf 16/4/1 Mbit/s, 30 ms): photo wallpaper, a video, a file; TigerVNC beside it (needs root).
+bench-link keys="100":
+    LIFEBUOY_SETUP_VNC=1 LIFEBUOY_SETUP_MEDIA=1 scripts/setup
+    cargo build --release --quiet
+    lab/bench-link {{keys}}
+
 # Key on the technician's keyboard -> the technician's screen, the real windows, TigerVNC's viewer beside it.
 bench-glass:
     LIFEBUOY_SETUP_VNC=1 scripts/setup

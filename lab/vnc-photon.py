@@ -8,7 +8,13 @@ rectangle). Prints one line like the viewer's --photon:
 
     input_to_photon_ms p50=.. p99=.. max=.. keys=N
 
-Usage: vnc-photon.py HOST PORT KEYS X Y W H   (used by lab/bench-session)
+With --tight Q it asks for Tight instead, with JPEG at quality Q (0-9,
+what TigerVNC's viewer picks for itself on a slow link) or lossless
+(Q = -1), and reads Tight rectangles whole without decoding them. It also
+prints first_frame_ms: the whole screen, asked for after the handshake.
+
+Usage: vnc-photon.py [--tight Q] HOST PORT KEYS X Y W H
+(used by lab/bench-session and lab/bench-link)
 """
 import random
 import select
@@ -28,9 +34,49 @@ def read(sock, n):
     return bytes(out)
 
 
+def compact_length(sock):
+    """Tight's 1-3 byte length."""
+    value, shift = 0, 0
+    for i in range(3):
+        b = read(sock, 1)[0]
+        value |= (b & 0x7F if i < 2 else b) << shift
+        shift += 7
+        if i < 2 and not b & 0x80:
+            break
+    return value
+
+
+def skip_tight(sock, w, h):
+    """Reads one Tight rectangle (32-bit true colour: 3-byte TPIXELs)."""
+    control = read(sock, 1)[0]
+    kind = control >> 4
+    if kind == 8:  # fill
+        read(sock, 3)
+        return
+    if kind == 9:  # JPEG
+        read(sock, compact_length(sock))
+        return
+    if kind > 9:
+        raise SystemExit(f"bad Tight control byte {control:#x}")
+    filter_id = read(sock, 1)[0] if control & 0x40 else 0
+    if filter_id == 1:  # palette
+        colours = read(sock, 1)[0] + 1
+        read(sock, colours * 3)
+        size = ((w + 7) // 8) * h if colours == 2 else w * h
+    elif filter_id in (0, 2):
+        size = w * h * 3
+    else:
+        raise SystemExit(f"bad Tight filter {filter_id}")
+    read(sock, size if size < 12 else compact_length(sock))
+
+
 def main():
-    host, port, keys = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    rx, ry, rw, rh = (int(v) for v in sys.argv[4:8])
+    args = sys.argv[1:]
+    tight = None
+    if args[0] == "--tight":
+        tight, args = int(args[1]), args[2:]
+    host, port, keys = args[0], int(args[1]), int(args[2])
+    rx, ry, rw, rh = (int(v) for v in args[3:7])
     sock = socket.create_connection((host, port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     read(sock, 12)
@@ -46,7 +92,12 @@ def main():
     pixel_format = read(sock, 16)
     bytes_per_pixel = pixel_format[0] // 8
     read(sock, struct.unpack(">I", read(sock, 4))[0])  # name
-    sock.sendall(struct.pack(">BxHii", 2, 2, 16, 0))  # SetEncodings: ZRLE, Raw
+    if tight is None:
+        sock.sendall(struct.pack(">BxHii", 2, 2, 16, 0))  # SetEncodings: ZRLE, Raw
+    else:
+        # Tight, Raw, compression level 2 (TigerVNC's default), JPEG quality.
+        encodings = [7, 0, -256 + 2] + ([-32 + tight] if tight >= 0 else [])
+        sock.sendall(struct.pack(">BxH", 2, len(encodings)) + b"".join(struct.pack(">i", e) for e in encodings))
 
     def request():
         sock.sendall(struct.pack(">BBHHHH", 3, 1, 0, 0, width, height))
@@ -61,6 +112,8 @@ def main():
                 x, y, w, h, enc = struct.unpack(">HHHHi", read(sock, 12))
                 if enc == 16:
                     read(sock, struct.unpack(">I", read(sock, 4))[0])
+                elif enc == 7:
+                    skip_tight(sock, w, h)
                 elif enc == 0:
                     read(sock, w * h * bytes_per_pixel)
                 else:
@@ -80,9 +133,11 @@ def main():
         return x < rx + rw and rx < x + w and y < ry + rh and ry < y + h
 
     # The first full picture, then one request always outstanding.
-    sock.settimeout(5)
+    sock.settimeout(60)
+    started = time.monotonic()
     request()
     update()
+    print(f"first_frame_ms={(time.monotonic() - started) * 1e3:.1f}", flush=True)
     request()
     samples = []
     for _ in range(keys):

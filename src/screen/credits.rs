@@ -42,6 +42,8 @@ pub const BUDGET_MIN: usize = 2 * 1024;
 struct Flight {
     bytes: u64,
     sent: Instant,
+    /// Nothing else was on the way when it was sent.
+    alone: bool,
 }
 
 /// The agent's window of screen updates on the way.
@@ -87,13 +89,14 @@ impl Credits {
     pub fn sent(&mut self, now: Instant, seq: u64, bytes: u64) {
         self.granted = false;
         self.last_sent = self.last_sent.max(seq);
-        self.flights.insert(seq, Flight { bytes, sent: now });
+        let alone = self.flights.is_empty();
+        self.flights.insert(seq, Flight { bytes, sent: now, alone });
     }
 
     /// The viewer acknowledged update `seq`.
     pub fn acked(&mut self, now: Instant, seq: u64) {
         if let Some(f) = self.flights.remove(&seq) {
-            self.estimate.on_ack(now, f.sent, f.bytes);
+            self.estimate.on_ack(now, f.sent, f.bytes, f.alone);
         }
     }
 

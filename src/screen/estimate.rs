@@ -69,8 +69,9 @@ impl LinkEstimate {
         self.forget(now);
     }
 
-    /// An update of `bytes` sent at `sent` was acknowledged at `now`.
-    pub fn on_ack(&mut self, now: Instant, sent: Instant, bytes: u64) {
+    /// An update of `bytes` sent at `sent` was acknowledged at `now`;
+    /// `alone`: no other update was on the way when it was sent.
+    pub fn on_ack(&mut self, now: Instant, sent: Instant, bytes: u64, alone: bool) {
         let crossing = now.saturating_duration_since(sent);
         self.rtts.push_back((now, crossing));
         // The path was busy with this update since it was sent (after one
@@ -80,10 +81,13 @@ impl LinkEstimate {
             _ => sent + self.base_rtt().unwrap_or_default(),
         };
         let transfer = now.saturating_duration_since(start);
-        if transfer >= TRANSFER_MIN {
-            self.samples.push_back(Sample { at: now, bytes, transfer });
-        } else {
+        if transfer < TRANSFER_MIN && alone {
             self.floors.push_back((now, bytes as f64 / TRANSFER_MIN.as_secs_f64()));
+        } else {
+            // Updates on the way together are acknowledged in any order,
+            // the last of them at once after the one before: each alone
+            // says little, their sums say what the path carried.
+            self.samples.push_back(Sample { at: now, bytes, transfer });
         }
         self.last_ack = Some(self.last_ack.map_or(now, |a| a.max(now)));
         self.behind = crossing.saturating_sub(self.base_rtt().unwrap_or_default());
@@ -177,7 +181,7 @@ mod tests {
             let bytes = 2_000 + (i * 7_919) % 38_000;
             let acked = path.carry(now, bytes);
             e.on_rtt(now, Duration::from_millis(31));
-            e.on_ack(acked, now, bytes);
+            e.on_ack(acked, now, bytes, false);
             now += Duration::from_millis(100);
         }
         assert!(near(e.rate().unwrap(), 125_000.0, 0.1), "{:?}", e.rate());
@@ -195,7 +199,7 @@ mod tests {
         let mut now = t0;
         for _ in 0..30 {
             e.on_rtt(now, Duration::from_millis(20));
-            e.on_ack(path.carry(now, 50_000), now, 50_000);
+            e.on_ack(path.carry(now, 50_000), now, 50_000, false);
             now += Duration::from_millis(50);
         }
         assert!(near(e.rate().unwrap(), 2_000_000.0, 0.1));
@@ -204,7 +208,7 @@ mod tests {
         for _ in 0..30 {
             let acked = path.carry(now, 20_000);
             e.on_rtt(now, Duration::from_millis(21));
-            e.on_ack(acked, now, 20_000);
+            e.on_ack(acked, now, 20_000, false);
             // The next update is captured once this one is acknowledged.
             now = acked;
         }
@@ -217,11 +221,11 @@ mod tests {
         let mut path = Path { rate: 125_000.0, rtt: Duration::from_millis(30), free_at: t0 };
         let mut e = LinkEstimate::new();
         // One small update on an idle path sets the base round trip.
-        e.on_ack(path.carry(t0, 200), t0, 200);
+        e.on_ack(path.carry(t0, 200), t0, 200, false);
         // Then 100 kB every 100 ms on a path that carries 12.5 kB in that time.
         let mut now = t0 + Duration::from_millis(100);
         for _ in 0..10 {
-            e.on_ack(path.carry(now, 100_000), now, 100_000);
+            e.on_ack(path.carry(now, 100_000), now, 100_000, false);
             now += Duration::from_millis(100);
         }
         assert!(e.base_rtt().unwrap() < Duration::from_millis(35));
@@ -245,7 +249,7 @@ mod tests {
                 acked += Duration::from_millis(40);
                 path.free_at += Duration::from_millis(40);
             }
-            e.on_ack(acked, now, 30_000);
+            e.on_ack(acked, now, 30_000, false);
             now = acked;
         }
         let rate = e.rate().unwrap();
@@ -261,10 +265,28 @@ mod tests {
         let mut now = t0;
         for _ in 0..20 {
             e.on_rtt(now, Duration::from_micros(60));
-            e.on_ack(path.carry(now, 500_000), now, 500_000);
+            e.on_ack(path.carry(now, 500_000), now, 500_000, false);
             now += Duration::from_millis(16);
         }
         assert!(e.budget().unwrap() >= 900_000, "{:?}", e.budget());
+    }
+
+    #[test]
+    fn updates_on_the_way_together_and_acknowledged_out_of_order_give_the_paths_rate() {
+        // 125 kB/s, 30 ms: a 32 kB and a 16 kB update sent together share
+        // the path and arrive together, the small one a moment first.
+        let t0 = Instant::now();
+        let mut e = LinkEstimate::new();
+        let mut now = t0;
+        for _ in 0..5 {
+            e.on_rtt(now, Duration::from_millis(30));
+            let done = now + Duration::from_millis(30 + 384);
+            e.on_ack(done, now, 16_000, true);
+            e.on_ack(done + Duration::from_micros(100), now, 32_000, false);
+            now = done + Duration::from_millis(50);
+        }
+        let rate = e.rate().unwrap();
+        assert!(near(rate, 125_000.0, 0.1), "{rate}");
     }
 
     #[test]
@@ -273,15 +295,15 @@ mod tests {
         let mut e = LinkEstimate::new();
         e.on_rtt(t0, Duration::from_micros(50));
         // 64 kB acknowledged 0.2 ms after it was sent: at least 64 MB/s.
-        e.on_ack(t0 + Duration::from_micros(200), t0, 64_000);
+        e.on_ack(t0 + Duration::from_micros(200), t0, 64_000, true);
         assert!(e.rate().unwrap() >= 64_000_000.0);
         // A slow, timed sample does not pull it down while the floor holds.
         let t1 = t0 + Duration::from_millis(100);
-        e.on_ack(t1 + Duration::from_millis(20), t1, 10_000);
+        e.on_ack(t1 + Duration::from_millis(20), t1, 10_000, false);
         assert!(e.rate().unwrap() >= 64_000_000.0);
         // The floor is forgotten with the window.
         let t2 = t0 + RATE_WINDOW + Duration::from_millis(50);
-        e.on_ack(t2 + Duration::from_millis(20), t2, 10_000);
+        e.on_ack(t2 + Duration::from_millis(20), t2, 10_000, false);
         assert!(e.rate().unwrap() < 1_000_000.0, "{:?}", e.rate());
     }
 }

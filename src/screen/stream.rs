@@ -107,6 +107,7 @@ pub async fn send_screen(
                 Some(Ok(u)) => {
                     let (seq, len) = (u.seq, u.data.len() as u64);
                     credits.sent(Instant::now(), seq, len);
+                    tracing::debug!(seq, len, "screen update sent");
                     let link = link.clone();
                     let stats = stats.clone();
                     sending.spawn(async move {
@@ -127,6 +128,14 @@ pub async fn send_screen(
                     let now = Instant::now();
                     credits.on_rtt(now, link.rtt());
                     credits.acked(now, seq);
+                    let e = credits.estimate();
+                    tracing::debug!(
+                        seq,
+                        rate = e.rate().unwrap_or_default() as u64,
+                        budget = e.budget().unwrap_or_default(),
+                        queue_ms = e.queue_delay().as_millis() as u64,
+                        "screen update acknowledged"
+                    );
                     let mut s = stats.lock().expect("not poisoned");
                     s.rate = credits.estimate().rate().map(|r| r as u64);
                     s.base_rtt = credits.estimate().base_rtt();

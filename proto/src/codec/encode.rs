@@ -190,13 +190,27 @@ impl Encoder {
                 }
             }
         }
-        let ratio = self.ratio.unwrap_or(1.0);
+        // What the tiles so far compress to is measured: whenever the
+        // payload could have passed the budget (from a quarter of it on),
+        // and at each doubling after, compress what there is. The next tile
+        // is unknown: it is guessed at its raw size compressed as well as
+        // the worse of recent updates and this one, so that one tile of
+        // noise (16 KiB) does not ride along with a key's echo (which XORs
+        // to almost nothing) on a path that carries 4 KiB a round trip.
+        let history = self.ratio.unwrap_or(1.0);
+        let mut ratio = history;
+        let mut check = (budget / 4).max(1024);
         let mut sent = Vec::with_capacity(changed.len());
         let mut left = Vec::new();
         for (n, &index) in changed.iter().enumerate() {
-            // Operations cost a few bytes each, the payload what it compresses to.
-            let guess = ops.len() * 8 + (self.payload.len() as f64 * ratio) as usize;
-            if !ops.is_empty() && guess >= budget {
+            if budget != usize::MAX && self.payload.len() >= check {
+                ratio = self.zstd.compress(&self.payload).len() as f64 / self.payload.len() as f64;
+                check = check.saturating_mul(2);
+            }
+            let r = image.tile_rect(index);
+            let next = f64::from(r.w * r.h * 4) * ratio.max(history);
+            let guess = ops.len() * 8 + (self.payload.len() as f64 * ratio + next) as usize;
+            if !ops.is_empty() && guess > budget {
                 left.extend_from_slice(&changed[n..]);
                 break;
             }

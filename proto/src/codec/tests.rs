@@ -134,7 +134,7 @@ proptest! {
         let mut frame = noise(w, h, seed);
         // One slice per change: what is left waits, and the next change
         // comes on top of it, as on a slow path.
-        let mut slice = |enc: &mut Encoder, dec: &mut Decoder, frame: &Image| {
+        let slice = |enc: &mut Encoder, dec: &mut Decoder, frame: &Image| {
             let sliced = enc.encode_frame_within(frame, None, budget);
             if let Some((update, _)) = &sliced.update {
                 dec.decode(update).unwrap();
@@ -486,4 +486,32 @@ fn a_cut_fresh_frame_sends_every_tile_even_those_like_the_blank_start() {
     }
     assert_eq!(seen.len(), 16, "every tile of the 4x4 reached the viewer");
     assert_eq!(dec.image().unwrap(), &frame);
+}
+
+#[test]
+fn a_budget_holds_when_the_content_turns_from_text_to_noise() {
+    let mut enc = Encoder::new();
+    let mut dec = Decoder::new();
+    // Flat content teaches the encoder that payloads compress a hundredfold.
+    let mut frame = Image::new(640, 384);
+    for (i, px) in frame.pixels.chunks_exact_mut(4).enumerate() {
+        px[0] = (i / 640 % 7) as u8;
+    }
+    for _ in 0..3 {
+        let sliced = enc.encode_frame_within(&frame, None, 1 << 30);
+        if let Some((update, _)) = sliced.update {
+            dec.decode(&update).unwrap();
+        }
+        frame.pixels.iter_mut().step_by(4).for_each(|b| *b = b.wrapping_add(1));
+    }
+    // Then noise: nothing compresses, and the first update still keeps near the budget.
+    let noisy = Image {
+        pixels: (0..640 * 384).flat_map(|i: u32| i.wrapping_mul(2_654_435_761).to_le_bytes()).collect(),
+        ..frame
+    };
+    let sliced = enc.encode_frame_within(&noisy, None, 20_000);
+    let (update, _) = sliced.update.unwrap();
+    assert!(update.len() < 20_000 * 2, "{} bytes for a budget of 20,000", update.len());
+    assert!(!sliced.left.is_empty());
+    dec.decode(&update).unwrap();
 }
