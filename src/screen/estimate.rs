@@ -34,6 +34,8 @@ pub const BUDGET_FLOOR: Duration = Duration::from_millis(10);
 const TRANSFER_MIN: Duration = Duration::from_millis(1);
 /// Samples kept at most.
 const SAMPLES_MAX: usize = 64;
+/// Delivery samples kept however old: the rate known before a pause.
+const KEEP_MIN: usize = 8;
 
 /// One acknowledged update.
 #[derive(Clone, Copy, Debug)]
@@ -95,7 +97,10 @@ impl LinkEstimate {
     }
 
     fn forget(&mut self, now: Instant) {
-        while self.samples.front().is_some_and(|s| now.saturating_duration_since(s.at) > RATE_WINDOW)
+        // After a pause the last samples stay: one small update's timing
+        // alone would make a poor estimate.
+        while self.samples.len() > KEEP_MIN
+            && self.samples.front().is_some_and(|s| now.saturating_duration_since(s.at) > RATE_WINDOW)
             || self.samples.len() > SAMPLES_MAX
         {
             self.samples.pop_front();
@@ -287,6 +292,25 @@ mod tests {
         }
         let rate = e.rate().unwrap();
         assert!(near(rate, 125_000.0, 0.1), "{rate}");
+    }
+
+    #[test]
+    fn after_a_pause_one_small_update_does_not_replace_what_was_known() {
+        let t0 = Instant::now();
+        let mut path = Path { rate: 125_000.0, rtt: Duration::from_millis(30), free_at: t0 };
+        let mut e = LinkEstimate::new();
+        let mut now = t0;
+        for _ in 0..20 {
+            e.on_rtt(now, Duration::from_millis(30));
+            let acked = path.carry(now, 12_000);
+            e.on_ack(acked, now, 12_000, true);
+            now = acked;
+        }
+        // Ten quiet seconds, then a key's echo whose timing is mostly jitter.
+        now += Duration::from_secs(10);
+        e.on_rtt(now, Duration::from_millis(30));
+        e.on_ack(now + Duration::from_micros(31_200), now, 300, true);
+        assert!(near(e.rate().unwrap(), 125_000.0, 0.15), "{:?}", e.rate());
     }
 
     #[test]

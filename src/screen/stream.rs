@@ -80,7 +80,8 @@ pub async fn send_screen(
     capture: Box<dyn Capture>,
     monitor: watch::Receiver<u8>,
 ) -> Result<SenderStats, SessionError> {
-    let (grant_tx, grant_rx) = std_mpsc::channel::<usize>();
+    // One grant at a time (`Credits::grant`): a channel of one never blocks.
+    let (grant_tx, grant_rx) = std_mpsc::sync_channel::<usize>(1);
     let mut credits = Credits::new();
     let (updates_tx, mut updates_rx) = mpsc::channel::<Result<Encoded, CaptureError>>(1);
     let stats = Arc::new(Mutex::new(SenderStats::default()));
@@ -100,7 +101,7 @@ pub async fn send_screen(
         // acknowledgements. The thread waits for it; a send that fails
         // means the thread has stopped, which the next recv tells.
         if let Some(budget) = credits.grant() {
-            let _ = grant_tx.send(budget);
+            let _ = grant_tx.try_send(budget);
         }
         tokio::select! {
             update = updates_rx.recv() => match update {
