@@ -30,9 +30,9 @@ pub const SPAN: u64 = 8;
 pub const VIEWER_WAITING_MAX: usize = 2 * SPAN as usize;
 /// Bytes the viewer holds at most while waiting for an earlier update.
 pub const VIEWER_WAITING_BYTES_MAX: usize = 64 * 1024 * 1024;
-/// Size of an update while the path's rate is unknown (the first one, or
-/// after a quiet spell): half a second at 1 Mbit/s, nothing on a LAN,
-/// where the next update's budget is ten times what this one proved.
+/// Size of an update while the path's rate is unknown (the first of a
+/// session): half a second at 1 Mbit/s, nothing on a LAN, where the next
+/// update's budget is ten times what this one proved.
 pub const FIRST_BUDGET: usize = 64 * 1024;
 /// The smallest update budget: below this the costs of an update (its
 /// stream, its header) outweigh what a smaller slice would save.
@@ -98,11 +98,6 @@ impl Credits {
         if let Some(f) = self.flights.remove(&seq) {
             self.estimate.on_ack(now, f.sent, f.bytes, f.alone);
         }
-    }
-
-    /// An update that could not be sent (the session is ending) frees its place.
-    pub fn lost(&mut self, seq: u64) {
-        self.flights.remove(&seq);
     }
 
     /// A round trip measured by the transport.

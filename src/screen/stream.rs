@@ -63,10 +63,6 @@ pub struct SenderStats {
     pub bytes: u64,
     /// Frames captured.
     pub captured: u64,
-    /// The path's delivery rate as the updates saw it, bytes per second.
-    pub rate: Option<u64>,
-    /// The path's round trip when empty.
-    pub base_rtt: Option<Duration>,
 }
 
 /// The pointer as last sampled, with the monitor it was sampled on.
@@ -137,9 +133,6 @@ pub async fn send_screen(
                         queue_ms = e.queue_delay().as_millis() as u64,
                         "screen update acknowledged"
                     );
-                    let mut s = stats.lock().expect("not poisoned");
-                    s.rate = credits.estimate().rate().map(|r| r as u64);
-                    s.base_rtt = credits.estimate().base_rtt();
                 }
                 Ok((_, Err(e))) => break Err(e),
                 Err(e) => break Err(SessionError::Capture(format!("sending a screen update: {e}"))),

@@ -221,7 +221,6 @@ impl Encoder {
             if let Some(p) = prev {
                 self.background.detach(p, [index]);
             }
-            let r = image.tile_rect(index);
             let op = match prev {
                 Some(p) => self.choose(p, image, index, &offsets),
                 None => uniform(image, r).map_or(Op::Raw, Op::Fill),
